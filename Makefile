@@ -1,0 +1,55 @@
+# Two commands on a fresh machine with Python 3.11+ and make:
+#   make run   – the app with a demo division on http://127.0.0.1:8000 (SQLite, no Redis)
+#   make test  – the test suite (SQLite by default; PostgreSQL/Redis with DATABASE_URL/REDIS_URL)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
+HOST ?= 127.0.0.1:8000
+
+.PHONY: install run worker test lint format bench lock messages check clean
+
+$(STAMP): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo
+	@echo "Starting the app on http://$(HOST)/ with a background worker (Ctrl-C stops both)."
+	@trap 'kill 0' INT TERM EXIT; \
+	DJANGO_DEBUG=1 $(BIN)/celery -A lhs worker --beat --pool=solo --loglevel=WARNING \
+		--schedule=var/celerybeat-schedule --without-mingle --without-gossip & \
+	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+# Needs GNU gettext; the compiled .mo files are committed so that a fresh machine needs none.
+messages: install
+	$(BIN)/python manage.py makemessages -l sv --ignore=.venv --ignore=staticfiles
+	$(BIN)/python manage.py compilemessages --ignore=.venv
+
+lock: install
+	(echo "# Exact versions of everything the app and its tests need (pip freeze of a working set)."; \
+	 echo "# Update: pip install -U <pkg>, run make test, then: make lock"; \
+	 $(BIN)/python -m pip freeze | grep -v '^-e') > requirements.lock
+
+clean:
+	rm -rf $(VENV) var staticfiles

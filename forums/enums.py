@@ -1,0 +1,15 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ForumKind(models.TextChoices):
+    UNIT_FORUM = "unit_forum", _("Unit data-analysis forum")
+    DEPARTMENT_GROUP = "department_group", _("Department coordinating group")
+    SUPPORT_UNIT = "support_unit", _("Support unit")
+    DIVISION_BOARD = "division_board", _("Division board")
+
+
+class MembershipRole(models.TextChoices):
+    CHAIR = "chair", _("Chair")
+    SECRETARY = "secretary", _("Secretary")
+    MEMBER = "member", _("Member")

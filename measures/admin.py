@@ -1,0 +1,75 @@
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from .models import ImportBatch, Measure
+from .services import import_batch_revert
+
+
+@admin.register(Measure)
+class MeasureAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "code", "kind", "direction", "frequency", "scope", "target", "active"]
+    list_filter = ["kind", "scope", "face", "frequency", "active"]
+    search_fields = ["name", "code", "instrument"]
+    autocomplete_fields = ["owner"]
+    history_list_display = ["target", "active"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "description", "computation", "active"]}),
+        (
+            _("Statistics"),
+            {
+                "fields": [
+                    "kind",
+                    "direction",
+                    "display_unit",
+                    "rate_per",
+                    "target",
+                    "frequency",
+                    "value_min",
+                    "value_max",
+                    "minimum_n",
+                ]
+            },
+        ),
+        (_("Ownership"), {"fields": ["scope", "department", "unit", "owner", "face"]}),
+        (_("Data"), {"fields": ["instrument", "data_source", "recording_handbook"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Imported rows refer to the code in files and the kind decides their meaning.
+        if obj is not None and obj.has_data():
+            return ["code", "kind"]
+        return []
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "original_name",
+        "uploaded_by",
+        "source",
+        "status",
+        "rows_total",
+        "rows_new",
+        "error_count",
+        "created_at",
+    ]
+    list_filter = ["status", "source"]
+    search_fields = ["original_name", "checksum", "uploaded_by__username"]
+    actions = ["revert"]
+
+    def has_add_permission(self, request):
+        return False  # imports come through the upload page, the API or the command
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Revert selected batches (remove their rows)"))
+    def revert(self, request, queryset):
+        for batch in queryset:
+            try:
+                import_batch_revert(batch=batch, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"#{batch.pk}: {exc.messages[0]}", messages.ERROR)

@@ -1,0 +1,673 @@
+"""Reading and validating import files: pandas and the standard library, no database.
+
+A file is read twice, both times streamed: once as raw bytes (encoding, row count, and the
+personal-identity-number guard) and once in pandas chunks, which are validated with vectorised
+checks and handed, clean, to the writer. Every problem is reported with the file's own row
+number (the header is row 1, as a spreadsheet shows it), the column, the value and what is
+wrong; a caller must not write anything from a file that produced errors.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import hmac
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+
+PATIENT = "patient"
+AGGREGATE = "aggregate"
+
+#: Canonical column → accepted header spellings (compared lower-case, spaces/hyphens as "_").
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "measure_code": ("measure_code", "measure", "mått", "måttkod", "matt", "mattkod", "indikator"),
+    "unit_code": ("unit_code", "unit", "enhet", "enhetskod", "vårdenhet", "vardenhet"),
+    "date": ("date", "datum"),
+    "value": ("value", "värde", "varde"),
+    "subject_key": ("subject_key", "subject", "patientnyckel", "pseudonym", "nyckel"),
+    "period_start": ("period_start", "period", "periodstart", "period_från", "period_fran"),
+    "numerator": ("numerator", "täljare", "taljare"),
+    "denominator": ("denominator", "nämnare", "namnare"),
+}
+SHAPE_COLUMNS = {
+    PATIENT: (("measure_code", "unit_code", "date", "value"), ("subject_key",)),
+    AGGREGATE: (("measure_code", "unit_code", "period_start", "numerator", "denominator"), ()),
+}
+_ALIAS_TO_COLUMN = {alias: col for col, aliases in COLUMN_ALIASES.items() for alias in aliases}
+
+CHUNK_ROWS = 100_000
+MAX_ERRORS = 10_000
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """What validation needs to know of a measure."""
+
+    id: int
+    code: str
+    kind: str  # proportion | mean | count | rate
+    frequency: str  # week | month | quarter
+    value_min: float | None = None
+    value_max: float | None = None
+
+
+@dataclass(frozen=True, order=True)
+class RowError:
+    row: int  # 1-based row in the file; the header is row 1; 0 for the file as a whole
+    column: str
+    value: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class FileRejected(Exception):
+    """The file cannot be read at all (encoding, header, personal identity numbers, …)."""
+
+    def __init__(self, errors: list[RowError]):
+        super().__init__("; ".join(e.message for e in errors[:3]))
+        self.errors = errors
+
+
+@dataclass
+class FileLayout:
+    encoding: str
+    separator: str
+    shape: str
+    header: list[str]
+    #: canonical column name → position in the file
+    positions: dict[str, int]
+    line_count: int
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+# --- personal identity numbers -------------------------------------------------------------
+
+# 6 or 8 digits of birth date, an optional - or +, 4 digits; not inside a longer number.
+_PNR = re.compile(rb"(?<![0-9])((?:18|19|20)?[0-9]{6})[-+]?([0-9]{4})(?![0-9])")
+
+
+def luhn_valid(digits: str) -> bool:
+    """Luhn (mod 10) check as used for Swedish personnummer (Skatteverket SKV 704)."""
+    total = 0
+    for i, ch in enumerate(digits):
+        n = int(ch) * (2 if i % 2 == 0 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def looks_like_personal_number(birth: str, tail: str) -> bool:
+    """A personnummer or samordningsnummer (day + 60) with a valid check digit.
+
+    Skatteverket SKV 704 (personnummer) and SKV 707 (samordningsnummer). ``birth`` is YYMMDD
+    or YYYYMMDD, ``tail`` the three serial digits and the check digit.
+    """
+    short = birth[-6:]
+    month, day = int(short[2:4]), int(short[4:6])
+    if not 1 <= month <= 12:
+        return False
+    if not (1 <= day <= 31 or 61 <= day <= 91):
+        return False
+    return luhn_valid(short + tail)
+
+
+def _field_at(line: bytes, pos: int, sep: bytes) -> int:
+    """Index of the field (0-based) of ``line`` that holds byte offset ``pos``."""
+    return line[:pos].count(sep)
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+
+def _normalise_header(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().strip('"').strip().lower())
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) when the whole file decodes as such, else Windows-1252.
+
+    Excel on Swedish Windows saves "CSV" as Windows-1252; Latin-1 differs from it only in
+    0x80–0x9F, where Latin-1 has control characters no real file contains.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(3)
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while block := fh.read(_BLOCK):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252"
+    return "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
+
+
+def read_layout(path: Path) -> FileLayout:
+    """Encoding, separator, row shape and column positions, from the header line."""
+    encoding = detect_encoding(path)
+    with open(path, "rb") as fh:
+        first = fh.readline()
+        line_count = 1 if first else 0
+        last = first
+        while block := fh.read(_BLOCK):
+            line_count += block.count(b"\n")
+            last = block
+        # A last line without a newline is a row too.
+        if last and not last.endswith(b"\n") and last is not first:
+            line_count += 1
+    try:
+        header_text = first.decode(encoding).lstrip("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError:
+        header_text = first.decode("latin-1").rstrip("\r\n")
+    if not header_text.strip():
+        raise FileRejected([RowError(1, "", "", _("The file is empty or its first row is blank."))])
+    separator = ";" if header_text.count(";") > header_text.count(",") else ","
+    if header_text.count("\t") > max(header_text.count(";"), header_text.count(",")):
+        separator = "\t"
+    header = next(csv.reader([header_text], delimiter=separator))
+    positions: dict[str, int] = {}
+    errors: list[RowError] = []
+    ignored: list[str] = []
+    for index, raw in enumerate(header):
+        column = _ALIAS_TO_COLUMN.get(_normalise_header(raw))
+        if column is None:
+            ignored.append(raw)
+            continue
+        if column in positions:
+            errors.append(
+                RowError(
+                    1,
+                    raw,
+                    raw,
+                    _("Column %(column)s appears twice in the header.") % {"column": repr(column)},
+                )
+            )
+        positions[column] = index
+    is_aggregate = any(c in positions for c in ("period_start", "numerator", "denominator"))
+    is_patient = any(c in positions for c in ("date", "value"))
+    if is_aggregate and is_patient:
+        errors.append(
+            RowError(
+                1,
+                "",
+                header_text,
+                _(
+                    "The header mixes patient-level columns (date, value) with pre-aggregated "
+                    "columns (period_start, numerator, denominator); use one shape per file."
+                ),
+            )
+        )
+    shape = AGGREGATE if is_aggregate else PATIENT
+    required, _optional = SHAPE_COLUMNS[shape]
+    for column in required:
+        if column not in positions:
+            errors.append(
+                RowError(
+                    1,
+                    column,
+                    "",
+                    _(
+                        "Missing column %(column)s. This file needs the columns %(required)s; "
+                        "its header has %(header)s."
+                    )
+                    % {
+                        "column": repr(column),
+                        "required": ", ".join(required),
+                        "header": ", ".join(header) or "-",
+                    },
+                )
+            )
+    if errors:
+        raise FileRejected(errors)
+    return FileLayout(encoding, separator, shape, header, positions, line_count, ignored)
+
+
+def scan_personal_numbers(path: Path, layout: FileLayout, limit: int = 100) -> list[RowError]:
+    """Every cell that looks like a Swedish personal identity number, by row and column.
+
+    Scans raw bytes (digits are ASCII in every accepted encoding), which is much faster than
+    testing each parsed cell. The number itself is never echoed back.
+    """
+    sep = layout.separator.encode()
+    found: list[RowError] = []
+    with open(path, "rb") as fh:
+        for row, line in enumerate(fh, start=1):
+            if len(found) >= limit:
+                break
+            for match in _PNR.finditer(line):
+                if looks_like_personal_number(match.group(1).decode(), match.group(2).decode()):
+                    index = _field_at(line, match.start(), sep)
+                    column = layout.header[index] if index < len(layout.header) else f"#{index + 1}"
+                    masked = match.group(1).decode()[:-2] + "**-****"
+                    found.append(
+                        RowError(
+                            row,
+                            column,
+                            masked,
+                            _(
+                                "This looks like a Swedish personal identity number "
+                                "(personnummer or samordningsnummer). Identity numbers must "
+                                "never be uploaded: replace them with a pseudonymous key "
+                                "before exporting. Nothing from this file was imported."
+                            ),
+                        )
+                    )
+                    break
+    return found
+
+
+# --- row validation -------------------------------------------------------------------------
+
+
+def subject_key_hash(raw: str, secret: bytes) -> str:
+    """Keyed hash (HMAC-SHA-256, RFC 2104) of a subject key, 128 bits in hex."""
+    return hmac.digest(secret, raw.encode(), "sha256")[:16].hex()
+
+
+def parse_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Numbers with a decimal point or a decimal comma, spaces as thousands separators.
+
+    Returns the numbers (NaN where not a number) and a mask of texts that were ambiguous
+    (both a point and a comma, such as 1.234,5).
+    """
+    cleaned = text.str.replace("\u00a0", "", regex=False).str.replace(" ", "", regex=False)
+    ambiguous = cleaned.str.contains(".", regex=False) & cleaned.str.contains(",", regex=False)
+    numbers = pd.to_numeric(cleaned.str.replace(",", ".", regex=False), errors="coerce")
+    numbers = numbers.where(np.isfinite(numbers))
+    return numbers.where(~ambiguous), ambiguous
+
+
+def _period_start_ok(dates: pd.Series, frequency: pd.Series) -> pd.Series:
+    weekly = (frequency == "week") & (dates.dt.dayofweek == 0)
+    monthly = (frequency == "month") & (dates.dt.day == 1)
+    quarterly = (frequency == "quarter") & (dates.dt.day == 1) & (dates.dt.month % 3 == 1)
+    return weekly | monthly | quarterly
+
+
+PERIOD_NAMES = {"week": _lazy("week"), "month": _lazy("month"), "quarter": _lazy("quarter")}
+PERIOD_STARTS = {
+    "week": _lazy("a Monday"),
+    "month": _lazy("the first day of a month"),
+    "quarter": _lazy("the first day of a quarter (1 January, 1 April, 1 July or 1 October)"),
+}
+CLEAN_COLUMNS = (
+    "row",
+    "measure_id",
+    "unit_id",
+    "date",
+    "value",
+    "numerator",
+    "denominator",
+    "subject_key",
+    "content_hash",
+)
+
+
+class ImportFile:
+    """One file being validated. Iterate :meth:`chunks` for clean rows; then read ``errors``.
+
+    ``measures`` and ``units`` map codes (any case) to what validation needs; ``allowed_unit_ids``
+    is the set of unit ids the uploader may import for (``None``: all).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        measures: Mapping[str, MeasureSpec],
+        units: Mapping[str, int],
+        allowed_unit_ids: set[int] | None,
+        today: date,
+        subject_secret: bytes,
+        chunk_rows: int = CHUNK_ROWS,
+        max_errors: int = MAX_ERRORS,
+    ):
+        self.path = Path(path)
+        self.measures = {code.lower(): spec for code, spec in measures.items()}
+        self.units = {code.upper(): unit_id for code, unit_id in units.items()}
+        self.allowed_unit_ids = allowed_unit_ids
+        self.today = pd.Timestamp(today)
+        self.subject_secret = subject_secret
+        self.chunk_rows = chunk_rows
+        self.max_errors = max_errors
+        self.errors: list[RowError] = []
+        self.error_count = 0
+        self.rows_total = 0
+        self.layout = read_layout(self.path)
+        personal_numbers = scan_personal_numbers(self.path, self.layout)
+        if personal_numbers:
+            raise FileRejected(personal_numbers)
+        # (measure_id, unit_id, period) → first row, to refuse a period given twice in one file.
+        self._aggregate_keys: dict[tuple[int, int, int], int] = {}
+
+    @property
+    def shape(self) -> str:
+        return self.layout.shape
+
+    @property
+    def estimated_rows(self) -> int:
+        return max(self.layout.line_count - 1, 0)
+
+    # errors --------------------------------------------------------------------------------
+
+    def _add_errors(
+        self, rows: pd.Series, column: str, values: pd.Series, specs: pd.Series, message
+    ) -> None:
+        """Record one error per row in ``rows`` (the file row numbers where the check failed).
+
+        ``message`` is a text, or a function of the cell's value and the row's measure.
+        """
+        count = len(rows)
+        if not count:
+            return
+        self.error_count += count
+        room = self.max_errors - len(self.errors)
+        if room <= 0:
+            return
+        header = self._header_name(column)
+        for row, value, spec in zip(
+            rows.iloc[:room], values.iloc[:room], specs.iloc[:room], strict=True
+        ):
+            self.errors.append(
+                RowError(int(row), header, str(value), _explain(message, value, spec))
+            )
+
+    def _header_name(self, column: str) -> str:
+        index = self.layout.positions.get(column)
+        return self.layout.header[index] if index is not None else column
+
+    # reading -------------------------------------------------------------------------------
+
+    def _reader(self):
+        layout = self.layout
+        columns = sorted(layout.positions.items(), key=lambda item: item[1])
+        return pd.read_csv(
+            self.path,
+            sep=layout.separator,
+            encoding=layout.encoding,
+            header=0,
+            usecols=[index for _, index in columns],
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            chunksize=self.chunk_rows,
+            engine="c",
+        )
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Validated rows, chunk by chunk: only rows without any error are yielded.
+
+        Columns: row, measure_id, unit_id, date, value, numerator, denominator, subject_key,
+        content_hash. ``date`` is the observation date or the period start.
+        """
+        names = {index: column for column, index in self.layout.positions.items()}
+        first_row = 2
+        try:
+            for raw in self._reader():
+                raw = raw.rename(
+                    columns=dict(zip(raw.columns, [names[i] for i in sorted(names)], strict=True))
+                )
+                raw = raw.fillna("")
+                raw.index = pd.RangeIndex(first_row, first_row + len(raw))
+                first_row += len(raw)
+                # Excel leaves rows of bare separators behind; they carry nothing.
+                stripped = raw.apply(lambda col: col.str.strip())
+                raw = stripped[(stripped != "").any(axis=1)]
+                self.rows_total += len(raw)
+                clean = self._validate(raw)
+                if len(clean):
+                    yield clean
+        except pd.errors.ParserError as exc:
+            self._parser_error(exc)
+        except UnicodeDecodeError as exc:  # pragma: no cover - detect_encoding guards this
+            self.errors.append(
+                RowError(0, "", "", _("Unreadable characters: %(error)s") % {"error": exc})
+            )
+            self.error_count += 1
+        order = {name: index for index, name in enumerate(self.layout.header)}
+        self.errors.sort(key=lambda e: (e.row, order.get(e.column, len(order)), e.message))
+
+    def _parser_error(self, exc: Exception) -> None:
+        text = str(exc)
+        match = re.search(r"line (\d+), saw (\d+)", text)
+        expected = re.search(r"Expected (\d+) fields", text)
+        if match and expected:
+            row = int(match.group(1))
+            message = _(
+                "The row has %(found)s fields where the header has %(expected)s: check the "
+                "separator (%(separator)s) and quoting."
+            ) % {
+                "found": match.group(2),
+                "expected": expected.group(1),
+                "separator": repr(self.layout.separator),
+            }
+        else:
+            row, message = 0, _("The file cannot be read as CSV: %(error)s") % {"error": text}
+        self.errors.append(RowError(row, "", "", message))
+        self.error_count += 1
+
+    # validation ----------------------------------------------------------------------------
+
+    def _validate(self, raw: pd.DataFrame) -> pd.DataFrame:
+        rows = pd.Series(raw.index, index=raw.index)
+        bad = pd.Series(False, index=raw.index)
+        measure_text, unit_text = raw["measure_code"], raw["unit_code"]
+        spec_of = measure_text.str.lower().map(self.measures)
+
+        failed_cells: dict[str, pd.Series] = {}
+
+        def fail(mask: pd.Series, column: str, message: str) -> None:
+            """Report rows where ``mask`` holds: every problem of a row, one per cell."""
+            nonlocal bad
+            done = failed_cells.get(column)
+            mask = mask.fillna(False).astype(bool)
+            if done is not None:
+                mask &= ~done
+            if mask.any():
+                self._add_errors(rows[mask], column, raw.loc[mask, column], spec_of[mask], message)
+                failed_cells[column] = mask if done is None else done | mask
+                bad = bad | mask
+
+        fail(measure_text == "", "measure_code", _("Missing measure code."))
+        fail(spec_of.isna(), "measure_code", _("Unknown measure %(value)s."))
+        unit_id = unit_text.str.upper().map(self.units)
+        fail(unit_text == "", "unit_code", _("Missing unit code."))
+        fail(unit_id.isna(), "unit_code", _("Unknown unit %(value)s."))
+        if self.allowed_unit_ids is not None:
+            fail(
+                ~unit_id.isin(self.allowed_unit_ids),
+                "unit_code",
+                _("You may not import data for unit %(value)s."),
+            )
+
+        known = spec_of.where(~bad)
+        kind = known.map(lambda s: s.kind, na_action="ignore")
+        frequency = known.map(lambda s: s.frequency, na_action="ignore")
+        low = known.map(lambda s: s.value_min, na_action="ignore").astype(float)
+        high = known.map(lambda s: s.value_max, na_action="ignore").astype(float)
+
+        date_column = "date" if self.shape == PATIENT else "period_start"
+        date_text = raw[date_column]
+        dates = pd.to_datetime(date_text, format="%Y-%m-%d", errors="coerce")
+        fail(date_text == "", date_column, _("Missing date."))
+        fail(dates.isna(), date_column, _("%(value)s is not a date in ISO form (YYYY-MM-DD)."))
+        fail(dates > self.today, date_column, _("%(value)s is in the future."))
+        fail(dates.dt.year < 1990, date_column, _("%(value)s is before 1990."))
+
+        out = pd.DataFrame({"row": rows, "date": dates}, index=raw.index)
+        if self.shape == PATIENT:
+            value = self._number(raw, "value", fail, required=True)
+            fail(
+                kind == "rate",
+                "value",
+                _(
+                    "A rate needs events and exposure: send this measure as pre-aggregated rows "
+                    "(period_start, numerator, denominator)."
+                ),
+            )
+            fail(
+                (kind == "proportion") & ~value.isin([0.0, 1.0]),
+                "value",
+                _(
+                    "%(value)s is not 0 or 1: a proportion's patient-level row says whether the "
+                    "patient counts in the numerator (1) or not (0)."
+                ),
+            )
+            fail((kind == "count") & (value < 0), "value", _("A count cannot be negative."))
+            fail(
+                (value < low) | (value > high),
+                "value",
+                _("%(value)s is outside the valid range of %(code)s (%(min)s to %(max)s)."),
+            )
+            out["value"] = value
+            out["numerator"] = np.nan
+            out["denominator"] = np.nan
+            if "subject_key" in raw:
+                secret = self.subject_secret
+                out["subject_key"] = raw["subject_key"].map(
+                    lambda key: subject_key_hash(key, secret) if key else None
+                )
+            else:
+                out["subject_key"] = None
+        else:
+            numerator = self._number(raw, "numerator", fail, required=True)
+            denominator = self._number(raw, "denominator", fail, required=False)
+            fail(
+                (raw["denominator"] == "") & (kind != "count"),
+                "denominator",
+                _("Missing denominator."),
+            )
+            fail(numerator < 0, "numerator", _("The numerator cannot be negative."))
+            fail(denominator <= 0, "denominator", _("The denominator must be above zero."))
+            fail(
+                (kind == "proportion") & (numerator > denominator),
+                "numerator",
+                _("The numerator %(value)s is above the denominator."),
+            )
+            fail(
+                kind.isin(["count", "rate", "proportion"]) & (numerator != np.round(numerator)),
+                "numerator",
+                _("%(value)s: events and patients are counted in whole numbers."),
+            )
+            fail(
+                (kind == "mean") & (denominator != np.round(denominator)),
+                "denominator",
+                _(
+                    "%(value)s: for a mean the denominator is the number of ratings, a whole number."
+                ),
+            )
+            mean = numerator / denominator
+            fail(
+                (kind == "mean") & ((mean < low) | (mean > high)),
+                "numerator",
+                _(
+                    "The mean (numerator / denominator) is outside the valid range of %(code)s "
+                    "(%(min)s to %(max)s)."
+                ),
+            )
+            fail(
+                frequency.notna() & dates.notna() & ~_period_start_ok(dates, frequency),
+                "period_start",
+                _(
+                    "%(value)s is not the start of a period: %(code)s is reported per "
+                    "%(frequency)s, so period_start must be %(period_start)s."
+                ),
+            )
+            out["value"] = np.nan
+            out["numerator"] = numerator
+            out["denominator"] = denominator
+            out["subject_key"] = None
+
+        out["measure_id"] = known.map(lambda s: s.id, na_action="ignore")
+        out["unit_id"] = unit_id
+        out = out[~bad]
+        if not len(out):
+            return out
+        out = out.astype({"measure_id": "int64", "unit_id": "int64"})
+        if self.shape == AGGREGATE:
+            out = self._drop_repeated_periods(out, raw)
+            out["content_hash"] = np.int64(0)
+        else:
+            # The same rating twice on one day is two rows: the writer numbers repeats.
+            out["content_hash"] = (
+                pd.util.hash_pandas_object(
+                    out[["measure_id", "unit_id", "date", "value", "subject_key"]], index=False
+                )
+                .to_numpy()
+                .view("int64")
+            )
+        return out[list(CLEAN_COLUMNS)]
+
+    def _number(self, raw: pd.DataFrame, column: str, fail, *, required: bool) -> pd.Series:
+        text = raw[column]
+        numbers, ambiguous = parse_numbers(text)
+        if required:
+            fail(text == "", column, _("Missing %(column)s.") % {"column": column})
+        fail(ambiguous, column, _("%(value)s mixes a decimal point and a decimal comma."))
+        fail(numbers.isna() & (text != ""), column, _("%(value)s is not a number."))
+        return numbers
+
+    def _drop_repeated_periods(self, out: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+        keep = np.ones(len(out), dtype=bool)
+        keys = zip(
+            out["measure_id"].to_numpy(),
+            out["unit_id"].to_numpy(),
+            out["date"].to_numpy().astype("datetime64[D]").astype("int64"),
+            strict=True,
+        )
+        for i, (key, row) in enumerate(zip(keys, out["row"].to_numpy(), strict=True)):
+            first = self._aggregate_keys.setdefault(key, int(row))
+            if first != row:
+                keep[i] = False
+                self.error_count += 1
+                if len(self.errors) < self.max_errors:
+                    self.errors.append(
+                        RowError(
+                            int(row),
+                            self._header_name("period_start"),
+                            str(raw.at[row, "period_start"]),
+                            _("Row %(row)s already gives this measure, unit and period.")
+                            % {"row": first},
+                        )
+                    )
+        return out[keep]
+
+
+def _explain(message: str, value: str, spec: MeasureSpec | float) -> str:
+    """Fill a message template with the cell's value and what the row's measure allows."""
+    if not isinstance(spec, MeasureSpec):  # unknown measure: NaN in the lookup
+        return message % {"value": repr(value)}
+    return message % {
+        "value": repr(value),
+        "code": spec.code,
+        "min": _fmt(spec.value_min),
+        "max": _fmt(spec.value_max),
+        "frequency": PERIOD_NAMES[spec.frequency],
+        "period_start": PERIOD_STARTS[spec.frequency],
+    }
+
+
+def _fmt(number: float | None) -> str:
+    if number is None or (isinstance(number, float) and np.isnan(number)):
+        return "…"
+    return f"{number:g}"
+
+
+def file_checksum(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()

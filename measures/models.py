@@ -1,0 +1,301 @@
+"""Measure definitions, import batches and observations."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from units.models import Department, Unit
+
+from .enums import (
+    Direction,
+    Face,
+    Frequency,
+    ImportSource,
+    ImportStatus,
+    MeasureKind,
+    RowShape,
+    Scope,
+)
+
+
+class MeasureQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(active=True)
+
+
+class Measure(models.Model):
+    code = models.SlugField(
+        _("code"),
+        max_length=64,
+        unique=True,
+        help_text=_("The code data files use, e.g. honos-change. Cannot change once data exists."),
+    )
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("what it means"), blank=True)
+    computation = models.TextField(
+        _("how it is computed"),
+        blank=True,
+        help_text=_("Numerator, denominator, inclusions and exclusions, in plain words."),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=MeasureKind.choices)
+    direction = models.CharField(
+        _("improvement direction"), max_length=8, choices=Direction.choices
+    )
+    display_unit = models.CharField(
+        _("display unit"), max_length=50, blank=True, help_text=_("e.g. %, points, days")
+    )
+    rate_per = models.PositiveIntegerField(
+        _("rate per"),
+        null=True,
+        blank=True,
+        help_text=_("For rates: events per this much exposure, e.g. 1000 (bed days)."),
+    )
+    target = models.DecimalField(
+        _("target"),
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_("In display units; a proportion's target is a percentage (0–100)."),
+    )
+    frequency = models.CharField(
+        _("frequency"), max_length=8, choices=Frequency.choices, default=Frequency.MONTH
+    )
+    scope = models.CharField(_("scope"), max_length=12, choices=Scope.choices)
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="measures",
+        verbose_name=_("owning department"),
+    )
+    unit = models.ForeignKey(
+        Unit,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="local_measures",
+        verbose_name=_("owning unit"),
+    )
+    face = models.CharField(_("face"), max_length=16, choices=Face.choices)
+    instrument = models.CharField(_("instrument"), max_length=100, blank=True)
+    data_source = models.CharField(_("data source"), max_length=200, blank=True)
+    value_min = models.FloatField(
+        _("lowest valid value"),
+        null=True,
+        blank=True,
+        help_text=_("Lowest valid value of one patient-level row (e.g. 0 for HoNOS)."),
+    )
+    value_max = models.FloatField(
+        _("highest valid value"),
+        null=True,
+        blank=True,
+        help_text=_("Highest valid value of one patient-level row (e.g. 48 for HoNOS)."),
+    )
+    minimum_n = models.PositiveIntegerField(
+        _("minimum n for display"),
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text=_("Periods with fewer observations are suppressed, never shown as numbers."),
+    )
+    recording_handbook = models.TextField(
+        _("recording handbook"),
+        blank=True,
+        help_text=_(
+            "How staff should record the underlying data in the care systems so that the "
+            "measure is valid. Shown beside every chart of the measure."
+        ),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_measures",
+        verbose_name=_("contact person"),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+    objects = MeasureQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("measure")
+        verbose_name_plural = _("measures")
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scope=Scope.DIVISION, department__isnull=True, unit__isnull=True)
+                    | models.Q(scope=Scope.DEPARTMENT, department__isnull=False, unit__isnull=True)
+                    | models.Q(scope=Scope.UNIT, unit__isnull=False, department__isnull=True)
+                ),
+                name="measure_scope_names_its_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    @property
+    def owner_node(self):
+        return {Scope.UNIT: self.unit, Scope.DEPARTMENT: self.department}.get(self.scope)
+
+    def has_data(self) -> bool:
+        return self.pk is not None and self.observations.exists()
+
+    def clean(self):
+        errors: dict[str, list] = {}
+
+        def add(field, message):
+            errors.setdefault(field, []).append(message)
+
+        if self.scope == Scope.UNIT:
+            if not self.unit_id:
+                add("unit", _("A unit-scoped (local) measure must name its unit."))
+            if self.department_id:
+                add(
+                    "department", _("A unit-scoped measure is owned by its unit, not a department.")
+                )
+        elif self.scope == Scope.DEPARTMENT:
+            if not self.department_id:
+                add("department", _("A department-scoped measure must name its department."))
+            if self.unit_id:
+                add(
+                    "unit", _("A department-scoped measure is owned by its department, not a unit.")
+                )
+        elif self.scope == Scope.DIVISION and (self.unit_id or self.department_id):
+            add("scope", _("A division-wide measure names neither a department nor a unit."))
+        if (
+            self.target is not None
+            and self.kind == MeasureKind.PROPORTION
+            and not (0 <= self.target <= 100)
+        ):
+            add("target", _("A proportion's target is a percentage and must lie in 0–100 %."))
+        if (
+            self.target is not None
+            and self.kind in (MeasureKind.COUNT, MeasureKind.RATE)
+            and self.target < 0
+        ):
+            add("target", _("A count or rate cannot have a negative target."))
+        if self.kind == MeasureKind.RATE and not self.rate_per:
+            add("rate_per", _("A rate needs its exposure base, e.g. 1000 for per 1,000 bed days."))
+        if self.kind != MeasureKind.RATE and self.rate_per:
+            add("rate_per", _("Only a rate has an exposure base."))
+        if self.target is not None and self.direction == Direction.NEITHER:
+            add("target", _("A target needs an improvement direction (up or down)."))
+        if (
+            self.value_min is not None
+            and self.value_max is not None
+            and self.value_min > self.value_max
+        ):
+            add("value_max", _("The highest valid value is below the lowest."))
+        if self.kind == MeasureKind.PROPORTION and (
+            self.value_min is not None or self.value_max is not None
+        ):
+            add("value_min", _("A proportion's rows are 0 or 1; it takes no value range."))
+        if self.pk:
+            stored = Measure.objects.filter(pk=self.pk).values_list("code", "kind").first()
+            if stored and self.has_data():
+                if stored[0] != self.code:
+                    add("code", _("The code cannot change once data has been imported for it."))
+                if stored[1] != self.kind:
+                    add("kind", _("The kind cannot change once data has been imported for it."))
+        if errors:
+            raise ValidationError(errors)
+
+
+class ImportBatch(models.Model):
+    """One uploaded file: kept whole with its report, imported all or nothing."""
+
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="import_batches",
+        verbose_name=_("uploaded by"),
+    )
+    source = models.CharField(_("source"), max_length=16, choices=ImportSource.choices)
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255)
+    size_bytes = models.BigIntegerField(_("size (bytes)"), default=0)
+    checksum = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    shape = models.CharField(_("row shape"), max_length=16, choices=RowShape.choices, blank=True)
+    rows_total = models.PositiveIntegerField(_("rows"), default=0)
+    rows_new = models.PositiveIntegerField(_("new rows"), default=0)
+    rows_existing = models.PositiveIntegerField(_("rows already present"), default=0)
+    error_count = models.PositiveIntegerField(_("errors"), default=0)
+    errors = models.JSONField(_("row errors"), default=list, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    duplicate_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("identical to"),
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # The uploader's language, so the report reads in it although a worker writes it.
+    language = models.CharField(_("language"), max_length=8, default="en")
+    enqueued_at = models.DateTimeField(_("enqueued"), null=True, blank=True)
+    created_at = models.DateTimeField(_("uploaded"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("import batch")
+        verbose_name_plural = _("import batches")
+        indexes = [models.Index(fields=["status", "created_at"], name="importbatch_status_created")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.original_name}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING)
+
+
+class Observation(models.Model):
+    """One patient-level row (``value``) or one pre-aggregated row (numerator/denominator).
+
+    ``row_hash`` makes the natural key: for patient-level rows a hash of the row's content and
+    its occurrence number within the file (two identical ratings on one day are two rows, and
+    the same extract uploaded again yields the same keys); for pre-aggregated rows it is 0, so
+    one row per measure, unit and period.
+    """
+
+    # No separate index: the natural key below starts with the measure.
+    measure = models.ForeignKey(
+        Measure, on_delete=models.PROTECT, related_name="observations", db_index=False
+    )
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="observations")
+    date = models.DateField()
+    value = models.FloatField(null=True)
+    numerator = models.FloatField(null=True)
+    denominator = models.FloatField(null=True)
+    subject_key = models.CharField(max_length=32, null=True)
+    row_hash = models.BigIntegerField()
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="observations")
+
+    class Meta:
+        verbose_name = _("observation")
+        verbose_name_plural = _("observations")
+        constraints = [
+            # Also the index every per-series aggregation scans (measure, unit, date range).
+            models.UniqueConstraint(
+                fields=["measure", "unit", "date", "row_hash"], name="observation_natural_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.measure_id}/{self.unit_id}/{self.date}"

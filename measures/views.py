@@ -1,0 +1,85 @@
+"""Pages for the measure catalogue and data import. Thin: rules decide, services write."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .enums import ImportSource
+from .forms import UploadForm
+from .rules import can_revert_batch, can_upload, uploadable_units, visible_batches
+from .selectors import measure_catalogue
+from .services import import_batch_create, import_batch_progress, import_batch_revert
+
+
+def catalogue(request):
+    return render(request, "measures/catalogue.html", {"measures": measure_catalogue()})
+
+
+def measure_detail(request, code: str):
+    measure = get_object_or_404(measure_catalogue(), code=code)
+    return render(request, "measures/measure_detail.html", {"measure": measure})
+
+
+@require_http_methods(["GET", "POST"])
+def upload(request):
+    if not can_upload(request.user):
+        raise PermissionDenied(_("You may not import data for any unit."))
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            batch = import_batch_create(
+                user=request.user,
+                upload=form.cleaned_data["file"],
+                source=ImportSource.UPLOAD,
+                language=get_language() or "en",
+            )
+        except ValidationError as exc:
+            form.add_error("file", exc)
+        else:
+            return redirect("measures:batch-detail", pk=batch.pk)
+    units = uploadable_units(request.user).select_related("department")
+    return render(request, "measures/upload.html", {"form": form, "units": units})
+
+
+def batch_list(request):
+    batches = visible_batches(request.user)[:200]
+    return render(request, "measures/batch_list.html", {"batches": batches})
+
+
+def batch_detail(request, pk: int):
+    batch = get_object_or_404(visible_batches(request.user), pk=pk)
+    context = {
+        "batch": batch,
+        "progress": import_batch_progress(batch),
+        "can_revert": can_revert_batch(request.user, batch),
+    }
+    return render(request, "measures/batch_detail.html", context)
+
+
+def batch_progress(request, pk: int):
+    """The progress fragment HTMX polls; answers 286 (stop polling) once the batch is done."""
+    batch = get_object_or_404(visible_batches(request.user), pk=pk)
+    progress = import_batch_progress(batch)
+    response = render(
+        request, "measures/_batch_progress.html", {"batch": batch, "progress": progress}
+    )
+    if batch.is_finished and request.htmx:
+        # The full report is on the page; reload it once instead of growing the fragment.
+        response = HttpResponse(status=286)
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@require_POST
+def batch_revert(request, pk: int):
+    batch = get_object_or_404(visible_batches(request.user), pk=pk)
+    try:
+        count = import_batch_revert(batch=batch, user=request.user)
+    except ValidationError as exc:
+        raise PermissionDenied(exc.messages[0]) from exc
+    messages.success(request, _("%(count)s rows removed.") % {"count": count})
+    return redirect("measures:batch-detail", pk=batch.pk)
