@@ -40,9 +40,17 @@ def _progress_key(batch_id: int) -> str:
 
 
 def import_batch_create(
-    *, user, upload: File, source: str = ImportSource.UPLOAD, language: str = "en"
+    *,
+    user,
+    upload: File,
+    source: str = ImportSource.UPLOAD,
+    language: str = "en",
+    enqueue: bool = True,
 ) -> ImportBatch:
     """Keep the uploaded file with a new batch and queue its import once committed.
+
+    ``enqueue=False`` is for callers that process the batch themselves (the management
+    command, the demo loader); the sweeper would still pick it up if they did not.
 
     Raises ValidationError when the user may not upload at all or the file is too large;
     row-level problems are found by the import itself and reported on the batch.
@@ -75,7 +83,8 @@ def import_batch_create(
         )
         batch.file.save(name, upload, save=False)
         batch.save()
-        transaction.on_commit(lambda: _enqueue(batch.pk))
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(batch.pk))
     return batch
 
 

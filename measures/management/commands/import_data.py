@@ -31,7 +31,10 @@ class Command(BaseCommand):
         with path.open("rb") as fh:
             try:
                 batch = import_batch_create(
-                    user=user, upload=File(fh, name=path.name), source=ImportSource.COMMAND
+                    user=user,
+                    upload=File(fh, name=path.name),
+                    source=ImportSource.COMMAND,
+                    enqueue=queue,
                 )
             except ValidationError as exc:
                 raise CommandError(" ".join(exc.messages)) from exc
