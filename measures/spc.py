@@ -209,7 +209,7 @@ class RuleConfig:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Centre line and sigma lines, per point (arrays) or constant (0-d arrays for XmR).
+    """Centre line and sigma lines as per-point arrays (constant along an XmR segment).
 
     ``sigma`` is the per-point 1σ distance; ``upper``/``lower`` are the 3σ process limits,
     ``upper_2s``/``lower_2s`` and ``upper_1s``/``lower_1s`` the 2σ and 1σ lines, already clipped
