@@ -268,34 +268,50 @@ class ImportBatch(models.Model):
 class Observation(models.Model):
     """One patient-level row (``value``) or one pre-aggregated row (numerator/denominator).
 
-    ``row_hash`` makes the natural key: for patient-level rows a hash of the row's content and
-    its occurrence number within the file (two identical ratings on one day are two rows, and
-    the same extract uploaded again yields the same keys); for pre-aggregated rows it is 0, so
-    one row per measure, unit and period.
+    The primary key is the natural key. ``row_hash`` is, for patient-level rows, a hash of the
+    row's content and its occurrence number within the file (two identical ratings on one day
+    are two rows, and the same extract uploaded again yields the same keys); for pre-aggregated
+    rows it is 0, so one row per measure, unit and period. The key's leading columns are also
+    the index every per-series aggregation scans (measure, unit, date range).
+
+    The foreign keys carry no database constraint: on this table of millions of rows the
+    per-row constraint triggers cost more than the load itself (DESIGN.md §7). Integrity
+    comes from the importer, which resolves ids inside its transaction and locks the measures
+    and units it refers to (``FOR KEY SHARE``, what the triggers would do, once per id),
+    and from ``on_delete=PROTECT`` on the Django side.
     """
 
-    # No separate index: the natural key below starts with the measure.
+    pk = models.CompositePrimaryKey("measure", "unit", "date", "row_hash")
     measure = models.ForeignKey(
-        Measure, on_delete=models.PROTECT, related_name="observations", db_index=False
+        Measure,
+        on_delete=models.PROTECT,
+        related_name="observations",
+        db_index=False,
+        db_constraint=False,
     )
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="observations")
+    unit = models.ForeignKey(
+        Unit,
+        on_delete=models.PROTECT,
+        related_name="observations",
+        db_index=False,
+        db_constraint=False,
+    )
     date = models.DateField()
+    row_hash = models.BigIntegerField()
     value = models.FloatField(null=True)
     numerator = models.FloatField(null=True)
     denominator = models.FloatField(null=True)
     subject_key = models.CharField(max_length=32, null=True)
-    row_hash = models.BigIntegerField()
-    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="observations")
+    batch = models.ForeignKey(
+        ImportBatch,
+        on_delete=models.CASCADE,
+        related_name="observations",
+        db_constraint=False,
+    )
 
     class Meta:
         verbose_name = _("observation")
         verbose_name_plural = _("observations")
-        constraints = [
-            # Also the index every per-series aggregation scans (measure, unit, date range).
-            models.UniqueConstraint(
-                fields=["measure", "unit", "date", "row_hash"], name="observation_natural_key"
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.measure_id}/{self.unit_id}/{self.date}"

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from forums.rules import is_support_staff
 
-from .bulk import StagingTable
+from .bulk import ObservationWriter
 from .enums import ImportSource, ImportStatus
 from .importing import MAX_ERRORS, FileRejected, ImportFile, MeasureSpec, RowError
 from .models import ImportBatch, Measure
@@ -175,8 +175,12 @@ def _finish(batch: ImportBatch, status: str, **fields) -> None:
 def _import(batch: ImportBatch) -> None:
     from units.models import Unit
 
+    # Only a batch that wrote the rows itself stands in for them: a duplicate of a batch that
+    # was reverted since still says "succeeded" but holds nothing.
     duplicate = (
-        ImportBatch.objects.filter(checksum=batch.checksum, status=ImportStatus.SUCCEEDED)
+        ImportBatch.objects.filter(
+            checksum=batch.checksum, status=ImportStatus.SUCCEEDED, duplicate_of__isnull=True
+        )
         .exclude(pk=batch.pk)
         .order_by("created_at")
         .first()
@@ -212,40 +216,27 @@ def _import(batch: ImportBatch) -> None:
             _reject(batch, rejected.errors, len(rejected.errors))
             return
         batch.shape = rows.shape
-        with StagingTable() as staging:
-            for chunk in rows.chunks():
-                if not rows.error_count:
-                    staging.stage(chunk)
-                cache.set(
-                    key,
-                    {"rows_done": rows.rows_total, "rows_estimated": rows.estimated_rows},
-                    timeout=3600,
-                )
-            if rows.error_count:
-                _reject(batch, rows.errors, rows.error_count, rows_total=rows.rows_total)
-                return
-            if rows.rows_total == 0:
-                _reject(batch, [RowError(2, "", "", _("The file has no data rows."))], 1)
-                return
-            conflicts = staging.conflicting_periods(MAX_ERRORS)
-            if conflicts:
-                errors = [
-                    RowError(
-                        file_row,
-                        "numerator",
-                        "",
-                        _(
-                            "This period is already imported with numerator %(numerator)s and "
-                            "denominator %(denominator)s (batch #%(batch)s). To correct it, "
-                            "revert that batch first."
-                        )
-                        % {"numerator": num, "denominator": den, "batch": batch_id},
+        try:
+            with ObservationWriter(batch.pk) as writer:
+                for chunk in rows.chunks():
+                    if not rows.error_count:
+                        writer.write(chunk)
+                    cache.set(
+                        key,
+                        {"rows_done": rows.rows_total, "rows_estimated": rows.estimated_rows},
+                        timeout=3600,
                     )
-                    for file_row, num, den, batch_id in conflicts
-                ]
-                _reject(batch, errors, len(errors), rows_total=rows.rows_total)
-                return
-            new = staging.merge(batch.pk)
+                if rows.error_count:
+                    raise _Rejected(rows.errors, rows.error_count)
+                if rows.rows_total == 0:
+                    raise _Rejected([RowError(2, "", "", _("The file has no data rows."))], 1)
+                conflicts = writer.conflicting_periods(MAX_ERRORS)
+                if conflicts:
+                    raise _Rejected(_conflict_errors(conflicts), len(conflicts))
+                new = writer.finish()
+        except _Rejected as rejected:
+            _reject(batch, rejected.errors, rejected.count, rows_total=rows.rows_total)
+            return
         _finish(
             batch,
             ImportStatus.SUCCEEDED,
@@ -256,6 +247,28 @@ def _import(batch: ImportBatch) -> None:
             message=_("%(new)s new rows imported; %(existing)s were already present.")
             % {"new": new, "existing": rows.rows_total - new},
         )
+
+
+class _Rejected(Exception):
+    def __init__(self, errors: list[RowError], count: int):
+        self.errors, self.count = errors, count
+
+
+def _conflict_errors(conflicts: list[tuple]) -> list[RowError]:
+    return [
+        RowError(
+            file_row,
+            "numerator",
+            "",
+            _(
+                "This period is already imported with numerator %(numerator)s and "
+                "denominator %(denominator)s (batch #%(batch)s). To correct it, "
+                "revert that batch first."
+            )
+            % {"numerator": numerator, "denominator": denominator, "batch": batch_id},
+        )
+        for file_row, numerator, denominator, batch_id in conflicts
+    ]
 
 
 def _reject(batch: ImportBatch, errors: list[RowError], count: int, rows_total: int = 0) -> None:

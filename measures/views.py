@@ -28,8 +28,9 @@ def measure_detail(request, code: str):
 def upload(request):
     if not can_upload(request.user):
         raise PermissionDenied(_("You may not import data for any unit."))
-    form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    # Bound on every POST: a POST with only a file (no other field) is falsy as a QueryDict.
+    form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
+    if form.is_bound and form.is_valid():
         try:
             batch = import_batch_create(
                 user=request.user,
