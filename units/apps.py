@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class UnitsConfig(AppConfig):
     name = "units"
     verbose_name = _("Organisation")
+
+    def ready(self):
+        from . import schema  # noqa: F401  (registers the OpenAPI extension)
