@@ -116,7 +116,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # A file, not :memory:, so a separate Celery worker process can see test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One per test run, so that runs side by side do not delete each other's database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("LHS_TEST_DB") or str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
+    }
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
