@@ -218,7 +218,7 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis when configured, else a file-system broker so that `make run` needs no
 # services and background work still happens in a real worker process.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
 if not REDIS_URL:
     _broker_dir = VAR_DIR / "broker"
     for _folder in ("processed", "control"):
