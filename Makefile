@@ -26,8 +26,10 @@ run: install
 		--schedule=var/celerybeat-schedule --without-mingle --without-gossip & \
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
 
+# Tests serve plain HTTP from a live server and need no collectstatic.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	DJANGO_SECURE_SSL_REDIRECT=0 DJANGO_SECURE_COOKIES=0 LHS_PLAIN_STATIC=1 \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -20,6 +20,9 @@ from .factories import (
 def _media_and_cache(settings, tmp_path):
     """Uploaded files go to a per-test folder; the cache is per process memory in unit tests."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    # A fast hasher: the org fixture's users cost seconds per test with the real one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.SECURE_SSL_REDIRECT = False
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 

@@ -19,7 +19,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+    # Hashed before the insert (a post-generation set_password would not be saved here).
+    password = factory.django.Password("pw")
 
 
 class DivisionFactory(factory.django.DjangoModelFactory):
