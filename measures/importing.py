@@ -59,6 +59,9 @@ class MeasureSpec:
     frequency: str  # week | month | quarter
     value_min: float | None = None
     value_max: float | None = None
+    #: For a department- or unit-scoped measure, the units it may hold data for.
+    unit_ids: frozenset[int] | None = None
+    owner: str = ""
 
 
 @dataclass(frozen=True, order=True)
@@ -75,9 +78,10 @@ class RowError:
 class FileRejected(Exception):
     """The file cannot be read at all (encoding, header, personal identity numbers, …)."""
 
-    def __init__(self, errors: list[RowError]):
+    def __init__(self, errors: list[RowError], *, personal_numbers: bool = False):
         super().__init__("; ".join(e.message for e in errors[:3]))
         self.errors = errors
+        self.personal_numbers = personal_numbers
 
 
 @dataclass
@@ -149,8 +153,18 @@ def detect_encoding(path: Path) -> str:
                 decoder.decode(block)
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return "cp1252"
-    return "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
+            pass
+        else:
+            return "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
+        # Windows-1252 leaves five bytes undefined; a file using them is Latin-1.
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("cp1252")()
+        try:
+            while block := fh.read(_BLOCK):
+                decoder.decode(block)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "cp1252"
 
 
 def read_layout(path: Path) -> FileLayout:
@@ -166,6 +180,22 @@ def read_layout(path: Path) -> FileLayout:
         # A last line without a newline is a row too.
         if last and not last.endswith(b"\n") and last is not first:
             line_count += 1
+    if b"\x00" in first:
+        # A workbook (.xlsx is a zip) or UTF-16 text ("Unicode text" from Excel), not CSV.
+        raise FileRejected(
+            [
+                RowError(
+                    1,
+                    "",
+                    "",
+                    _(
+                        "This is not a CSV text file (it holds NUL bytes: an Excel workbook or "
+                        "UTF-16 text?). Save it as CSV (UTF-8 or semicolon-separated) and upload "
+                        "that."
+                    ),
+                )
+            ]
+        )
     try:
         header_text = first.decode(encoding).lstrip("\ufeff").rstrip("\r\n")
     except UnicodeDecodeError:
@@ -265,7 +295,8 @@ def scan_personal_numbers(path: Path, layout: FileLayout, limit: int = 100) -> l
                     RowError(
                         row,
                         column,
-                        match.group(1).decode()[:-2] + "**-****",
+                        # Not even the birth date: a masked value that still shows the shape.
+                        "*" * len(match.group(1)) + "-****",
                         _(
                             "This looks like a Swedish personal identity number "
                             "(personnummer or samordningsnummer). Identity numbers must "
@@ -367,6 +398,7 @@ class ImportFile:
     ):
         self.path = Path(path)
         self.measures = {code.lower(): spec for code, spec in measures.items()}
+        self._scoped = [spec for spec in self.measures.values() if spec.unit_ids is not None]
         # One dict per attribute: Series.map with a dict is a vectorised hash lookup, a
         # function per row is not (five times slower on a million rows).
         self._by_code = {
@@ -385,7 +417,7 @@ class ImportFile:
         self.layout = read_layout(self.path)
         personal_numbers = scan_personal_numbers(self.path, self.layout)
         if personal_numbers:
-            raise FileRejected(personal_numbers)
+            raise FileRejected(personal_numbers, personal_numbers=True)
         # (measure_id, unit_id, period) → first row, to refuse a period given twice in one file.
         self._aggregate_keys: dict[tuple[int, int, int], int] = {}
         # Per file: how often each row content has been seen, and subject keys hashed so far.
@@ -537,6 +569,13 @@ class ImportFile:
                 _("You may not import data for unit %(value)s."),
             )
 
+        for spec in self._scoped:
+            fail(
+                (measure_id == spec.id) & unit_id.notna() & ~unit_id.isin(spec.unit_ids),
+                "unit_code",
+                _("%(code)s belongs to %(owner)s and takes no data for unit %(value)s."),
+            )
+
         known = codes.where(~bad)
         kind = _lookup(known, self._by_code["kind"])
         frequency = _lookup(known, self._by_code["frequency"])
@@ -600,7 +639,7 @@ class ImportFile:
             fail(numerator < 0, "numerator", _("The numerator cannot be negative."))
             fail(denominator <= 0, "denominator", _("The denominator must be above zero."))
             fail(
-                (kind == "proportion") & (numerator > denominator),
+                (kind == "proportion") & (denominator > 0) & (numerator > denominator),
                 "numerator",
                 _("The numerator %(value)s is above the denominator."),
             )
@@ -790,6 +829,7 @@ def _explain(message: str, value: str, spec: MeasureSpec | float) -> str:
         "min": _fmt(spec.value_min),
         "max": _fmt(spec.value_max),
         "frequency": PERIOD_NAMES[spec.frequency],
+        "owner": spec.owner,
         "period_start": PERIOD_STARTS[spec.frequency],
     }
 

@@ -1,0 +1,83 @@
+"""Fixtures for the measures tests: import files, running an import, API clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from measures.enums import ImportSource
+from measures.models import ImportBatch
+from measures.services import import_batch_create, import_batch_process
+from units.services import api_token_create
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "imports"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def as_upload(name: str, content: bytes | None = None) -> SimpleUploadedFile:
+    """A fixture file (or the given bytes) as the upload a browser or API client sends."""
+    if content is None:
+        content = fixture_bytes(name)
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+@pytest.fixture(autouse=True)
+def _static_files(settings):
+    """Pages render ``{% static %}`` without the manifest (and folder) ``collectstatic`` makes."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.STATIC_ROOT = None
+
+
+@pytest.fixture
+def run_import(org):
+    """Create a batch from a fixture file (or bytes) as ``user`` and import it in-process."""
+
+    def run(
+        user,
+        name: str,
+        content: bytes | None = None,
+        source: str = ImportSource.UPLOAD,
+    ) -> ImportBatch:
+        batch = import_batch_create(
+            user=user, upload=as_upload(name, content), source=source, enqueue=False
+        )
+        processed = import_batch_process(batch_id=batch.pk)
+        assert processed is not None
+        return processed
+
+    return run
+
+
+@pytest.fixture
+def token_client(org):
+    """An API client that authenticates with a fresh bearer token of the named person."""
+
+    def make(username: str) -> APIClient:
+        token, key = api_token_create(user=org.people[username], name="test")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        client.token = token
+        return client
+
+    return make
+
+
+@pytest.fixture
+def celery_eager(settings):
+    """Run tasks in-process when enqueued (unit tests only; e2e tests use a real worker)."""
+    from lhs.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
