@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .enums import ImportSource
 from .forms import UploadForm
 from .rules import can_revert_batch, can_upload, uploadable_units, visible_batches
-from .selectors import measure_catalogue
+from .selectors import measure_catalogue, measure_history
 from .services import import_batch_create, import_batch_progress, import_batch_revert
 
 
@@ -21,7 +21,8 @@ def catalogue(request):
 
 def measure_detail(request, code: str):
     measure = get_object_or_404(measure_catalogue(), code=code)
-    return render(request, "measures/measure_detail.html", {"measure": measure})
+    context = {"measure": measure, "history": measure_history(measure)}
+    return render(request, "measures/measure_detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -463,3 +463,12 @@ def test_docs_for_a_logged_in_user(client, org):
 
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_api_docs_load_their_assets_from_our_own_static_files(client, org):
+    client.force_login(org.people["clinician"])
+
+    page = client.get("/api/docs/").content.decode()
+
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower() and "unpkg" not in page.lower()

@@ -541,3 +541,24 @@ def test_a_rejected_batch_cannot_be_reverted(client, org, run_import):
     assert response.status_code == 403
     batch.refresh_from_db()
     assert batch.status == ImportStatus.REJECTED
+
+
+def test_measure_page_shows_who_changed_the_definition(client, org):
+    from measures.models import Measure
+
+    measure = org.measures["careplan"]
+    admin = org.people["admin"]
+    measure.target = 90
+    measure._history_user = admin
+    measure.save()
+    client.force_login(org.people["clinician"])
+
+    response = client.get(f"/measures/{measure.code}/")
+
+    assert response.status_code == 200
+    history = response.context["history"]
+    assert history[0]["who"] == admin
+    assert [f["field"] for f in history[0]["fields"]] == [Measure._meta.get_field("target").verbose_name]
+    assert history[0]["fields"][0]["new"] == 90
+    assert history[-1]["created"] is True
+    assert "admin" in response.content.decode()
