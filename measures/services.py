@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from forums.rules import is_support_staff
 
 from .bulk import ObservationWriter
-from .enums import ImportSource, ImportStatus
+from .enums import ImportSource, ImportStatus, Scope
 from .importing import MAX_ERRORS, FileRejected, ImportFile, MeasureSpec, RowError
 from .models import ImportBatch, Measure
 from .rules import uploadable_units
@@ -84,7 +84,9 @@ def import_batch_create(
         batch.file.save(name, upload, save=False)
         batch.save()
         if enqueue:
-            transaction.on_commit(lambda: _enqueue(batch.pk))
+            # Robust: with the broker down the batch is saved all the same and the sweeper
+            # sends it later; the uploader must not see an error for a file we hold.
+            transaction.on_commit(lambda: _enqueue(batch.pk), robust=True)
     return batch
 
 
@@ -141,19 +143,30 @@ def import_batch_process(*, batch_id: int) -> ImportBatch | None:
 
 
 def _measure_specs() -> dict[str, MeasureSpec]:
-    return {
-        m.code: MeasureSpec(
+    from units.models import Unit
+
+    department_units: dict[int, set[int]] = {}
+    for unit_id, department_id in Unit.objects.values_list("id", "department_id"):
+        department_units.setdefault(department_id, set()).add(unit_id)
+    specs = {}
+    for m in Measure.objects.active().select_related("unit", "department"):
+        # Local measures hold data only from their owner's units (DESIGN.md §4, scope).
+        unit_ids = None
+        if m.scope == Scope.UNIT:
+            unit_ids = frozenset({m.unit_id})
+        elif m.scope == Scope.DEPARTMENT:
+            unit_ids = frozenset(department_units.get(m.department_id, ()))
+        specs[m.code] = MeasureSpec(
             id=m.id,
             code=m.code,
             kind=m.kind,
             frequency=m.frequency,
             value_min=m.value_min,
             value_max=m.value_max,
+            unit_ids=unit_ids,
+            owner=str(m.owner_node or ""),
         )
-        for m in Measure.objects.active().only(
-            "id", "code", "kind", "frequency", "value_min", "value_max"
-        )
-    }
+    return specs
 
 
 def _allowed_unit_ids(user) -> set[int] | None:
@@ -175,11 +188,12 @@ def _finish(batch: ImportBatch, status: str, **fields) -> None:
 def _import(batch: ImportBatch) -> None:
     from units.models import Unit
 
-    # Only a batch that wrote the rows itself stands in for them: a duplicate of a batch that
-    # was reverted since still says "succeeded" but holds nothing.
+    # Only a batch that wrote every one of its rows itself stands in for them: rows it found
+    # already present belong to other batches, which may have been reverted since (so does a
+    # duplicate's, which still says "succeeded" but holds nothing).
     duplicate = (
         ImportBatch.objects.filter(
-            checksum=batch.checksum, status=ImportStatus.SUCCEEDED, duplicate_of__isnull=True
+            checksum=batch.checksum, status=ImportStatus.SUCCEEDED, rows_existing=0
         )
         .exclude(pk=batch.pk)
         .order_by("created_at")
@@ -214,6 +228,11 @@ def _import(batch: ImportBatch) -> None:
             )
         except FileRejected as rejected:
             _reject(batch, rejected.errors, len(rejected.errors))
+            if rejected.personal_numbers:
+                # The one file never kept: identity numbers must not stay on our disks.
+                transaction.on_commit(lambda: batch.file.delete(save=False))
+                batch.message += " " + _("The file has been deleted.")
+                batch.save(update_fields=["message"])
             return
         batch.shape = rows.shape
         try:
@@ -271,6 +290,14 @@ def _conflict_errors(conflicts: list[tuple]) -> list[RowError]:
     ]
 
 
+def _storable(error: dict) -> dict:
+    """PostgreSQL's text and jsonb cannot hold NUL, which a binary file's cells may contain."""
+    return {
+        key: value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+        for key, value in error.items()
+    }
+
+
 def _reject(batch: ImportBatch, errors: list[RowError], count: int, rows_total: int = 0) -> None:
     _finish(
         batch,
@@ -278,7 +305,7 @@ def _reject(batch: ImportBatch, errors: list[RowError], count: int, rows_total: 
         shape=batch.shape,
         rows_total=rows_total,
         error_count=count,
-        errors=[error.as_dict() for error in errors[:MAX_ERRORS]],
+        errors=[_storable(error.as_dict()) for error in errors[:MAX_ERRORS]],
         message=_(
             "The file was rejected with %(count)s problems; nothing was imported. Correct the "
             "rows listed and upload the whole file again."

@@ -450,14 +450,14 @@ def test_variation_icons(direction: str, last: float, expected: VariationIcon) -
 
 
 @pytest.mark.parametrize(
-    "settings", [{}, {"baseline_points": 13}, {"rebase_at": (4,)}, {"rebase_at": (2, 5)}]
+    "options", [{}, {"baseline_points": 13}, {"rebase_at": (4,)}, {"rebase_at": (2, 5)}]
 )
-def test_variation_icon_follows_the_last_point_whatever_the_segments(settings) -> None:
+def test_variation_icon_follows_the_last_point_whatever_the_segments(options) -> None:
     # "As the last point is used for determining the variation icon, it does not matter where
     # a recalculation has been added or a baseline has been set": the icon is the last point's
     # class (the settings may change that class through the limits, not the rule for the icon).
     y = [float(v) for v in VARIATION.split()] + [45.0]
-    result = analyse(y, direction="up", **settings)
+    result = analyse(y, direction="up", **options)
     expected = {
         PointClass.COMMON: VariationIcon.COMMON_CAUSE,
         PointClass.IMPROVEMENT: VariationIcon.IMPROVEMENT_HIGH,
