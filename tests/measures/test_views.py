@@ -558,7 +558,9 @@ def test_measure_page_shows_who_changed_the_definition(client, org):
     assert response.status_code == 200
     history = response.context["history"]
     assert history[0]["who"] == admin
-    assert [f["field"] for f in history[0]["fields"]] == [Measure._meta.get_field("target").verbose_name]
+    assert [f["field"] for f in history[0]["fields"]] == [
+        Measure._meta.get_field("target").verbose_name
+    ]
     assert history[0]["fields"][0]["new"] == 90
     assert history[-1]["created"] is True
     assert "admin" in response.content.decode()
