@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -160,6 +161,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Development and tests serve straight from the apps' folders, without collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG or env_bool("LHS_PLAIN_STATIC")
+if WHITENOISE_USE_FINDERS and not STATIC_ROOT.is_dir():
+    STATIC_ROOT = None
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
@@ -214,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
+    # A measure's frequency and a series' grain are one choice set.
+    "ENUM_NAME_OVERRIDES": {"FrequencyEnum": "measures.enums.Frequency"},
 }
 
 # Celery: Redis when configured, else a file-system broker so that `make run` needs no
@@ -228,6 +235,8 @@ if not REDIS_URL:
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+        # The file broker polls; a tenth of a second keeps imports feeling immediate.
+        "polling_interval": 0.1,
         "store_processed": False,
     }
 else:
@@ -247,7 +256,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "measures.tasks.import_batches_sweep",
         "schedule": 60.0,
     },
+    # Every series from the raw observations, at night (imports refresh theirs as they land).
+    "recompute-all-series": {
+        "task": "measures.tasks.series_recompute_all_task",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
+#: Measures per aggregation task of the nightly run: chunks run side by side on the workers.
+LHS_AGGREGATION_CHUNK_MEASURES = int(os.environ.get("LHS_AGGREGATION_CHUNK_MEASURES", "10"))
 
 LOGGING = {
     "version": 1,

@@ -6,11 +6,12 @@ from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from measures.api import ImportBatchViewSet, MeasureViewSet
+from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
 
 router = DefaultRouter()
 router.register("imports", ImportBatchViewSet, basename="import-batch")
 router.register("measures", MeasureViewSet, basename="measure")
+router.register("series", SeriesViewSet, basename="series")
 
 urlpatterns = [
     path("", include("dashboards.urls")),

@@ -1,10 +1,13 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import ImportBatch, Measure
+from .models import ImportBatch, Measure, Series
 from .services import import_batch_revert
+from .tasks import series_refresh_task
 
 
 @admin.register(Measure)
@@ -29,12 +32,32 @@ class MeasureAdmin(SimpleHistoryAdmin):
                     "value_min",
                     "value_max",
                     "minimum_n",
+                    "baseline_points",
+                    "laney",
                 ]
             },
         ),
         (_("Ownership"), {"fields": ["scope", "department", "unit", "owner", "face"]}),
         (_("Data"), {"fields": ["instrument", "data_source", "recording_handbook"]}),
     ]
+
+    actions = ["recompute_series"]
+
+    @admin.action(description=_("Recompute series (aggregation and SPC)"))
+    def recompute_series(self, request, queryset):
+        ids = sorted(queryset.values_list("pk", flat=True))
+        # Queued, not run in the request: a full recomputation scans every observation.
+        transaction.on_commit(lambda: series_refresh_task.delay(measure_ids=ids))
+        self.message_user(
+            request,
+            ngettext(
+                "Recomputation of %(count)d measure's series queued.",
+                "Recomputation of %(count)d measures' series queued.",
+                len(ids),
+            )
+            % {"count": len(ids)},
+            messages.SUCCESS,
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # Imported rows refer to the code in files and the kind decides their meaning.
@@ -73,3 +96,20 @@ class ImportBatchAdmin(admin.ModelAdmin):
                 import_batch_revert(batch=batch, user=request.user)
             except ValidationError as exc:
                 self.message_user(request, f"#{batch.pk}: {exc.messages[0]}", messages.ERROR)
+
+
+@admin.register(Series)
+class SeriesAdmin(admin.ModelAdmin):
+    """Read-only: series are written by the aggregation jobs alone."""
+
+    list_display = ["measure", "level", "node_key", "grain", "observation_count", "computed_at"]
+    list_filter = ["level", "grain"]
+    search_fields = ["measure__code", "node_key"]
+    list_select_related = ["measure"]
+    exclude = ["points"]  # holds suppressed figures; admins read series through the API
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

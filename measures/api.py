@@ -3,14 +3,22 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, parsers, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from .enums import ImportSource
-from .models import ImportBatch, Measure
+from .enums import Frequency, ImportSource, SeriesLevel
+from .models import ImportBatch, Measure, Series
 from .rules import can_upload, visible_batches
+from .series import node_code, node_name, public_points, series_list
 from .services import import_batch_create, import_batch_progress
 
 
@@ -149,3 +157,153 @@ class MeasureViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return Measure.objects.select_related("owner", "department", "unit").order_by("code")
+
+
+class SeriesPointSerializer(serializers.Serializer):
+    """One period. A suppressed period carries only ``period_start`` and ``suppressed``."""
+
+    period_start = serializers.DateField(help_text=_("First day of the period (weeks: Monday)."))
+    suppressed = serializers.BooleanField(
+        help_text=_("Too few observations to show: every figure of the period is withheld.")
+    )
+    n = serializers.FloatField(
+        required=False,
+        help_text=_("Observations (patient-level rows, or the people or events behind rows)."),
+    )
+    numerator = serializers.FloatField(required=False)
+    denominator = serializers.FloatField(required=False)
+    value = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text=_("In display units: a proportion in %, a rate per its exposure base."),
+    )
+    centre = serializers.FloatField(required=False, allow_null=True)
+    upper = serializers.FloatField(required=False, allow_null=True, help_text=_("3σ limit."))
+    lower = serializers.FloatField(required=False, allow_null=True, help_text=_("3σ limit."))
+    upper_2s = serializers.FloatField(required=False, allow_null=True)
+    lower_2s = serializers.FloatField(required=False, allow_null=True)
+    segment = serializers.IntegerField(required=False, help_text=_("Re-basing segment."))
+    signals = serializers.ListField(child=serializers.CharField(), required=False)
+    point_class = serializers.CharField(required=False, allow_null=True)
+    colour = serializers.CharField(required=False, allow_null=True)
+
+
+class SeriesSerializer(serializers.ModelSerializer):
+    measure = serializers.CharField(source="measure.code", read_only=True)
+    node = serializers.SerializerMethodField(help_text=_("Code of the unit or department."))
+    node_name = serializers.SerializerMethodField()
+    kind = serializers.CharField(source="measure.kind", read_only=True)
+    direction = serializers.CharField(source="measure.direction", read_only=True)
+    display_unit = serializers.CharField(source="measure.display_unit", read_only=True)
+    target = serializers.DecimalField(
+        source="measure.target", max_digits=12, decimal_places=4, read_only=True
+    )
+    points = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Series
+        fields = [
+            "id",
+            "measure",
+            "kind",
+            "direction",
+            "display_unit",
+            "target",
+            "level",
+            "node",
+            "node_name",
+            "grain",
+            "chart",
+            "variation_icon",
+            "assurance_icon",
+            "run_chart",
+            "computed_at",
+            "observation_count",
+            "points",
+        ]
+        read_only_fields = fields
+
+    def get_node(self, series) -> str:
+        return node_code(series)
+
+    def get_node_name(self, series) -> str:
+        return node_name(series)
+
+    @extend_schema_field(SeriesPointSerializer(many=True))
+    def get_points(self, series) -> list[dict]:
+        period = self.context.get("period", {})
+        return public_points(series, **period)
+
+
+class SeriesFilterSerializer(serializers.Serializer):
+    measure = serializers.CharField(required=False)
+    level = serializers.ChoiceField(choices=SeriesLevel.choices, required=False)
+    unit = serializers.CharField(required=False)
+    department = serializers.CharField(required=False)
+    division = serializers.CharField(required=False)
+    grain = serializers.ChoiceField(choices=Frequency.choices, required=False)
+    period_from = serializers.DateField(required=False)
+    period_to = serializers.DateField(required=False)
+
+
+_SERIES_FILTERS = [
+    OpenApiParameter(
+        "measure", OpenApiTypes.STR, description=_("Measure code; several separated by commas.")
+    ),
+    OpenApiParameter("level", OpenApiTypes.STR, enum=SeriesLevel.values),
+    OpenApiParameter("unit", OpenApiTypes.STR, description=_("Unit code.")),
+    OpenApiParameter("department", OpenApiTypes.STR, description=_("Department code.")),
+    OpenApiParameter("division", OpenApiTypes.STR, description=_("Division code.")),
+    OpenApiParameter("grain", OpenApiTypes.STR, enum=Frequency.values),
+    OpenApiParameter(
+        "from",
+        OpenApiTypes.DATE,
+        description=_("Only periods starting on or after this date."),
+    ),
+    OpenApiParameter(
+        "to", OpenApiTypes.DATE, description=_("Only periods starting on or before this date.")
+    ),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=_SERIES_FILTERS),
+    retrieve=extend_schema(parameters=_SERIES_FILTERS[-2:]),
+)
+class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
+    """Aggregated series with their SPC statistics: every logged-in user may read them.
+
+    Only aggregates leave the server; periods with too few observations are suppressed.
+    """
+
+    serializer_class = SeriesSerializer
+
+    def _filters(self) -> dict:
+        params = {
+            ("period_from" if k == "from" else "period_to" if k == "to" else k): v
+            for k, v in self.request.query_params.items()
+        }
+        checked = SeriesFilterSerializer(data=params)
+        checked.is_valid(raise_exception=True)
+        return checked.validated_data
+
+    def get_queryset(self):
+        filters = self._filters()
+        codes = [c.strip() for c in filters.get("measure", "").split(",") if c.strip()]
+        return series_list(
+            measure_codes=codes,
+            level=filters.get("level"),
+            unit_code=filters.get("unit"),
+            department_code=filters.get("department"),
+            division_code=filters.get("division"),
+            grain=filters.get("grain"),
+        )
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        filters = self._filters() if getattr(self, "request", None) else {}
+        context["period"] = {
+            "period_from": filters.get("period_from"),
+            "period_to": filters.get("period_to"),
+        }
+        return context

@@ -51,3 +51,11 @@ class ImportStatus(models.TextChoices):
 class RowShape(models.TextChoices):
     PATIENT = "patient", _("Patient-level rows")
     AGGREGATE = "aggregate", _("Pre-aggregated rows")
+
+
+class SeriesLevel(models.TextChoices):
+    """The organisational level a series describes (DESIGN.md §4: series per org node)."""
+
+    UNIT = "unit", _("Unit")
+    DEPARTMENT = "department", _("Department")
+    DIVISION = "division", _("Division")

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from units.models import Department, Unit
+from units.models import Department, Division, Unit
 
 from .enums import (
     Direction,
@@ -18,6 +18,7 @@ from .enums import (
     MeasureKind,
     RowShape,
     Scope,
+    SeriesLevel,
 )
 
 
@@ -101,6 +102,23 @@ class Measure(models.Model):
         default=5,
         validators=[MinValueValidator(1)],
         help_text=_("Periods with fewer observations are suppressed, never shown as numbers."),
+    )
+    baseline_points = models.PositiveSmallIntegerField(
+        _("baseline points"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(12)],
+        help_text=_(
+            "Compute the control limits from this many first points and extend them forward "
+            "(at least 12). Empty: from all points."
+        ),
+    )
+    laney = models.BooleanField(
+        _("Laney correction"),
+        default=False,
+        help_text=_(
+            "Use Laney's p′/u′ limits, for proportions and rates with very large denominators."
+        ),
     )
     recording_handbook = models.TextField(
         _("recording handbook"),
@@ -196,6 +214,10 @@ class Measure(models.Model):
             and self.value_min > self.value_max
         ):
             add("value_max", _("The highest valid value is below the lowest."))
+        if self.laney and self.kind not in (MeasureKind.PROPORTION, MeasureKind.RATE):
+            add("laney", _("Laney's correction applies to proportions and rates only."))
+        if self.baseline_points is not None and self.baseline_points < 12:
+            add("baseline_points", _("A baseline needs at least 12 points."))
         if self.kind == MeasureKind.PROPORTION and (
             self.value_min is not None or self.value_max is not None
         ):
@@ -315,3 +337,97 @@ class Observation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measure_id}/{self.unit_id}/{self.date}"
+
+
+class Series(models.Model):
+    """One measure at one organisational node and grain, aggregated, with its SPC analysis.
+
+    Written only by ``measures.aggregation`` (compute first, then replace the whole row in one
+    short transaction under a per-measure lock); read by dashboards and the API, which never
+    aggregate raw observations while a user waits (DESIGN.md §3).
+
+    ``points`` is columnar (one list per field, one element per period, oldest first): it is
+    built from numpy arrays without a Python object per point and rolled up again the same way.
+    It holds the true sums of suppressed periods, which parents are pooled from; those periods
+    must never leave the server: readers use ``measures.series`` which drops them.
+    """
+
+    measure = models.ForeignKey(
+        Measure, on_delete=models.CASCADE, related_name="series", verbose_name=_("measure")
+    )
+    level = models.CharField(_("level"), max_length=12, choices=SeriesLevel.choices)
+    grain = models.CharField(_("grain"), max_length=8, choices=Frequency.choices)
+    unit = models.ForeignKey(
+        Unit,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="series",
+        verbose_name=_("unit"),
+    )
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="series",
+        verbose_name=_("department"),
+    )
+    division = models.ForeignKey(
+        Division,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="series",
+        verbose_name=_("division"),
+    )
+    # "unit:12", "department:3", "division:1": one unique key whatever the level.
+    node_key = models.CharField(_("node"), max_length=32)
+    computed_at = models.DateTimeField(
+        _("computed"), help_text=_("When the observations it was computed from were read.")
+    )
+    observation_count = models.BigIntegerField(_("observations"), default=0)
+    chart = models.CharField(_("chart"), max_length=8)
+    variation_icon = models.CharField(_("variation"), max_length=24, blank=True)
+    assurance_icon = models.CharField(_("assurance"), max_length=24, blank=True)
+    run_chart = models.JSONField(_("run chart"), null=True, blank=True)
+    points = models.JSONField(_("points"), default=dict)
+    # A fingerprint of the inputs (period sums, suppression, settings): an incremental refresh
+    # leaves a series whose inputs did not change as it was.
+    inputs_digest = models.CharField(max_length=32, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("series")
+        verbose_name_plural = _("series")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["measure", "node_key", "grain"], name="series_unique_measure_node_grain"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        level=SeriesLevel.UNIT,
+                        unit__isnull=False,
+                        department__isnull=True,
+                        division__isnull=True,
+                    )
+                    | models.Q(
+                        level=SeriesLevel.DEPARTMENT,
+                        unit__isnull=True,
+                        department__isnull=False,
+                        division__isnull=True,
+                    )
+                    | models.Q(
+                        level=SeriesLevel.DIVISION,
+                        unit__isnull=True,
+                        department__isnull=True,
+                        division__isnull=False,
+                    )
+                ),
+                name="series_level_names_its_node",
+            ),
+        ]
+        indexes = [models.Index(fields=["level", "grain"], name="series_level_grain")]
+
+    def __str__(self) -> str:
+        return f"{self.measure_id}/{self.node_key}/{self.grain}"

@@ -266,6 +266,16 @@ def _import(batch: ImportBatch) -> None:
             message=_("%(new)s new rows imported; %(existing)s were already present.")
             % {"new": new, "existing": rows.rows_total - new},
         )
+        if new:
+            # Recompute the series this batch touched once its rows are committed; robust: a
+            # broker outage must not fail a committed import (the nightly run catches up).
+            transaction.on_commit(lambda: _enqueue_series_refresh(batch.pk), robust=True)
+
+
+def _enqueue_series_refresh(batch_id: int) -> None:
+    from .tasks import series_refresh_for_batch_task
+
+    series_refresh_for_batch_task.delay(batch_id)
 
 
 class _Rejected(Exception):

@@ -7,6 +7,9 @@ noisy, so only ratios are comparable between runs):
   guard, HMAC of subject keys, stage, merge with the natural key) beside a raw psycopg
   ``COPY`` of the same rows into the same table. Target: ratio ≥ 0.5.
 
+- aggregation (``python -m tests.bench aggregation [--scales 0.1,1]``): see
+  ``tests/bench/aggregation.py``.
+
 Usage: python -m tests.bench [--rows 1000000] [--database-url postgres://…]
 """
 
@@ -92,8 +95,12 @@ def _write_file(path: Path, rows: int, units: int, measures: int) -> None:
     days = rng.integers(0, 5 * 365, rows)
     frame = pd.DataFrame(
         {
-            "measure_code": np.char.add("m", np.char.zfill(rng.integers(0, measures, rows).astype(str), 2)),
-            "unit_code": np.char.add("U", np.char.zfill(rng.integers(0, units, rows).astype(str), 3)),
+            "measure_code": np.char.add(
+                "m", np.char.zfill(rng.integers(0, measures, rows).astype(str), 2)
+            ),
+            "unit_code": np.char.add(
+                "U", np.char.zfill(rng.integers(0, units, rows).astype(str), 3)
+            ),
             "date": (pd.Timestamp(start) + pd.to_timedelta(np.sort(days), unit="D")).strftime(
                 "%Y-%m-%d"
             ),
@@ -165,6 +172,12 @@ def _validated_import(path: Path, user) -> tuple[float, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["aggregation"]:
+        # Issue 3's benchmark: full recomputation, freshness, worker memory.
+        from tests.bench.aggregation import main as aggregation
+
+        return aggregation(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--units", type=int, default=60)

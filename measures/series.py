@@ -1,0 +1,109 @@
+"""Reads of computed series for dashboards, exports and the API (selectors).
+
+Every figure that leaves the server goes through :func:`public_points`: a suppressed period
+keeps only its date and the flag, never its value, n, numerator, denominator or limits
+(DESIGN.md §5 "Suppression").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from .enums import SeriesLevel
+from .models import Series
+from .spc import COLOURS, PointClass
+
+#: Per-point fields a shown period carries, in this order.
+PUBLIC_FIELDS = (
+    "n",
+    "numerator",
+    "denominator",
+    "value",
+    "centre",
+    "upper",
+    "lower",
+    "upper_2s",
+    "lower_2s",
+    "segment",
+    "signals",
+    "point_class",
+)
+_COLOUR = {str(cls): colour for cls, colour in COLOURS.items()}
+
+
+def series_list(
+    *,
+    measure_codes: Sequence[str] = (),
+    level: str | None = None,
+    unit_code: str | None = None,
+    department_code: str | None = None,
+    division_code: str | None = None,
+    grain: str | None = None,
+) -> QuerySet[Series]:
+    """Series filtered by measure, org node and grain; one query with the node names."""
+    queryset = Series.objects.select_related("measure", "unit", "department", "division").order_by(
+        "measure__code", "level", "node_key", "grain"
+    )
+    if measure_codes:
+        queryset = queryset.filter(measure__code__in=list(measure_codes))
+    if level:
+        queryset = queryset.filter(level=level)
+    node = Q()
+    if unit_code:
+        node |= Q(level=SeriesLevel.UNIT, unit__code__iexact=unit_code)
+    if department_code:
+        node |= Q(level=SeriesLevel.DEPARTMENT, department__code=department_code)
+    if division_code:
+        node |= Q(level=SeriesLevel.DIVISION, division__code=division_code)
+    if node:
+        queryset = queryset.filter(node)
+    if grain:
+        queryset = queryset.filter(grain=grain)
+    return queryset
+
+
+def public_points(
+    series: Series, *, period_from: date | None = None, period_to: date | None = None
+) -> list[dict[str, Any]]:
+    """The series' periods as one dict each, suppressed figures removed.
+
+    ``period_from``/``period_to`` (inclusive) compare with the period's first day.
+    """
+    points = series.points or {}
+    periods: list[str] = points.get("period", [])
+    low = period_from.isoformat() if period_from else None
+    high = period_to.isoformat() if period_to else None
+    columns = {name: points.get(name) or [None] * len(periods) for name in PUBLIC_FIELDS}
+    suppressed = points.get("suppressed") or [False] * len(periods)
+    out = []
+    for i, period in enumerate(periods):
+        # ISO dates compare correctly as strings.
+        if (low and period < low) or (high and period > high):
+            continue
+        if suppressed[i]:
+            out.append({"period_start": period, "suppressed": True})
+            continue
+        point: dict[str, Any] = {"period_start": period, "suppressed": False}
+        for name in PUBLIC_FIELDS:
+            point[name] = columns[name][i]
+        point["colour"] = _COLOUR.get(point["point_class"]) if point["point_class"] else None
+        out.append(point)
+    return out
+
+
+def node_code(series: Series) -> str:
+    """The org node's code: the unit's, the department's or the division's."""
+    node = series.unit or series.department or series.division
+    return node.code if node is not None else ""
+
+
+def node_name(series: Series) -> str:
+    node = series.unit or series.department or series.division
+    return node.name if node is not None else ""
+
+
+__all__ = ["PUBLIC_FIELDS", "PointClass", "node_code", "node_name", "public_points", "series_list"]
