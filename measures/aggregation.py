@@ -549,10 +549,23 @@ class ComputedSeries:
         )
 
 
+_NO_SIGNALS: list[str] = []
+_POINT_CLASS_TEXT: dict[spc.PointClass | None, str | None] = {
+    None: None,
+    **{c: c.value for c in spc.PointClass},
+}
+
+
 def _floats(values: np.ndarray, decimals: int | None = None) -> list[float | None]:
+    """Floats for JSON, NaN as None; in numpy, since a Python loop per point dominated."""
     if decimals is not None:
         values = np.round(values, decimals)
-    return [None if v != v else v for v in values.tolist()]  # v != v: NaN
+    missing = np.isnan(values)
+    if not missing.any():
+        return values.tolist()
+    out = values.astype(object)
+    out[missing] = None
+    return out.tolist()
 
 
 def series_digest(
@@ -646,8 +659,9 @@ def analyse_series(
             "lower": _floats(analysis.lower * scale, d),
             "upper_2s": _floats(analysis.upper_2s * scale, d),
             "lower_2s": _floats(analysis.lower_2s * scale, d),
-            "signals": [sorted(map(str, s)) if s else [] for s in analysis.signals],
-            "point_class": [None if c is None else str(c) for c in analysis.point_class],
+            # One shared empty list and a dict lookup: these run once per point of every series.
+            "signals": [sorted(s) if s else _NO_SIGNALS for s in analysis.signals],
+            "point_class": [_POINT_CLASS_TEXT[c] for c in analysis.point_class],
         },
     }
 

@@ -945,10 +945,12 @@ def analyse(
     empty: frozenset[Signal] = frozenset()
     hits = np.column_stack([flags[s] for s in Signal]).reshape(n, len(Signal))
     signal_list = list(Signal)
-    signals = tuple(
-        frozenset(signal_list[j] for j in np.flatnonzero(row)) if row.any() else empty
-        for row in hits
-    )
+    # Most points carry no signal: build sets only where a rule fired (per-point numpy calls
+    # on every point cost more than the rules themselves).
+    signal_rows = [empty] * n
+    for i in np.flatnonzero(hits.any(axis=1)).tolist():
+        signal_rows[i] = frozenset(signal_list[j] for j in np.flatnonzero(hits[i]))
+    signals = tuple(signal_rows)
 
     v_icon: VariationIcon | None = None
     a_icon: AssuranceIcon | None = None

@@ -2,7 +2,8 @@
 
 Run as ``python -m tests.bench aggregation [--scales 0.1,1] [--database-url …]``. At each
 scale (1 = DESIGN.md §6: 60 units, 40 measures, 5 years of daily rows, ≈10 M observations;
-the scale multiplies the number of units) it loads the observations with ``COPY`` (generated
+the scale multiplies the number of observations; the organisation — 60 units, 40 measures, 5
+years — stays the same, so what changes between scales is the data size alone) it loads the observations with ``COPY`` (generated
 with numpy, not through the importer) and measures on PostgreSQL:
 
 - ``lower_bound_s``: one plain ``SELECT … GROUP BY measure, unit, week`` over the same table,
@@ -150,7 +151,7 @@ def _load(org: dict, scale: float, end: date) -> int:
         1 if m.scope == "unit" else (len(units) // 5 if m.scope == "department" else len(units))
         for m in patient
     )
-    per_pair_day = OBSERVATIONS * (len(units) / UNITS) / (pairs * days) if pairs else 0
+    per_pair_day = OBSERVATIONS * scale / (pairs * days) if pairs else 0
     table = Observation._meta.db_table
     columns = (
         "measure_id",
@@ -434,7 +435,7 @@ def run_scale(scale: float, url: str, var_dir: Path) -> dict:
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     end = _end_date()
-    units = max(5, round(UNITS * scale))
+    units = UNITS
     org = _organisation(units)
     started = time.perf_counter()
     rows = _load(org, scale, end)
