@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from forums.enums import ForumKind, MembershipRole
 from forums.models import Forum, Membership
+from measures.aggregation import series_recompute
 from measures.enums import (
     Direction,
     Face,
@@ -1419,6 +1420,13 @@ def demo_load(
         for batch in stored:  # the files outlive a rolled-back transaction
             batch.file.delete(save=False)
         raise
+    # The dashboards read series only: compute them now rather than wait for a worker.
+    log("Computing the series (aggregation and SPC)…")
+    series_recompute(
+        measure_ids=list(
+            Measure.objects.filter(code__in=[m.code for m in MEASURES]).values_list("pk", flat=True)
+        )
+    )
     return DemoSummary(
         created=True,
         end=end,

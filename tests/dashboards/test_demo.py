@@ -341,3 +341,13 @@ def test_reset_keeps_what_is_not_the_demo(db):
     assert Measure.objects.filter(pk=other.pk).exists()
     assert Measure.objects.count() == len(MEASURES) + 1
     assert get_user_model().objects.filter(username="admin").count() == 1
+
+
+def test_the_demo_comes_with_its_series_computed(demo):
+    from measures.models import Measure, Series
+
+    # Every demo measure has its series at its own frequency, at its owner's level at least.
+    for measure in Measure.objects.all():
+        assert Series.objects.filter(measure=measure, grain=measure.frequency).exists(), measure
+    assert Series.objects.filter(level="division", measure__code="care-plan").exists()
+    assert Series.objects.filter(level="unit", unit__code="AFF-AVD1").exists()
