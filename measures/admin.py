@@ -47,7 +47,7 @@ class MeasureAdmin(SimpleHistoryAdmin):
     def recompute_series(self, request, queryset):
         ids = sorted(queryset.values_list("pk", flat=True))
         # Queued, not run in the request: a full recomputation scans every observation.
-        transaction.on_commit(lambda: series_refresh_task.delay(measure_ids=ids))
+        transaction.on_commit(lambda: series_refresh_task.delay(measure_ids=ids, force=True))
         self.message_user(
             request,
             ngettext(

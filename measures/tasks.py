@@ -41,12 +41,14 @@ _AGGREGATION_TASK = {
 
 @shared_task(soft_time_limit=25 * 60, time_limit=30 * 60, **_AGGREGATION_TASK)
 def series_refresh_task(
-    measure_ids: list[int] | None = None, unit_ids: list[int] | None = None
+    measure_ids: list[int] | None = None,
+    unit_ids: list[int] | None = None,
+    force: bool = False,
 ) -> dict:
     """Recompute series: all of these measures (default all active), or only these units'."""
     from .aggregation import series_refresh
 
-    result = series_refresh(measure_ids=measure_ids, unit_ids=unit_ids)
+    result = series_refresh(measure_ids=measure_ids, unit_ids=unit_ids, force=force)
     return {"written": result.series_written, "deleted": result.series_deleted}
 
 

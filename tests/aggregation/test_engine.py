@@ -198,6 +198,30 @@ def test_recomputing_twice_gives_the_same_rows(org, rows):
     assert Series.objects.count() == len(first) == 9  # a1, dept A, division × 3 grains
 
 
+def test_a_second_full_run_skips_unchanged_series_unless_forced(org, rows):
+    honos = org.measures["honos"]
+    batch = rows()
+    for week in range(20):
+        batch.value(honos, org.a1, MONDAY + timedelta(weeks=week), week % 5, times=6)
+    batch.save()
+    first = series_recompute()
+    stamps = dict(Series.objects.values_list("pk", "computed_at"))
+
+    again = series_recompute()
+
+    assert first.series_written == 9
+    assert (again.series_written, again.series_unchanged) == (0, 9)
+    # Checked against the current data, so their computed_at moves on all the same.
+    assert all(s.computed_at > stamps[s.pk] for s in Series.objects.all())
+    assert series_recompute(force=True).series_written == 9
+    # New data for the unit changes its series and its parents' — and only those.
+    rows().value(honos, org.a1, MONDAY + timedelta(weeks=20), 4, times=6).save()
+    assert series_recompute().series_written == 9  # a1, dept A, division × 3 grains
+    rows().value(org.measures["careplan"], org.b1, MONDAY, 1, times=6).save()
+    changed = series_recompute()
+    assert changed.series_unchanged == 9  # honos as it was
+
+
 def test_series_of_data_that_is_gone_are_deleted(org, rows):
     honos = org.measures["honos"]
     batch = rows().value(honos, org.a1, MONDAY, 3, times=5).save()

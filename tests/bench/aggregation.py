@@ -253,7 +253,7 @@ def _lower_bound() -> tuple[float, float]:
     return server, fetch
 
 
-def _child_full(processes: int) -> None:
+def _child_full(processes: int, force: bool) -> None:
     """In a child process: the nightly run's chunks in ``processes`` worker processes."""
     import multiprocessing
 
@@ -268,7 +268,7 @@ def _child_full(processes: int) -> None:
     connections.close_all()  # never share a connection across fork
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(processes, maxtasksperchild=1) as pool:
-        results = pool.map(_run_chunk, chunks)
+        results = pool.map(_run_chunk, [(chunk, force) for chunk in chunks])
     wall = time.perf_counter() - started
     timings: dict[str, float] = {}
     for result in results:
@@ -286,12 +286,13 @@ def _child_full(processes: int) -> None:
     )
 
 
-def _run_chunk(measure_ids: list[int]) -> dict:
+def _run_chunk(args: tuple[list[int], bool]) -> dict:
     from django.db import connection
 
     from measures.aggregation import series_recompute
 
-    result = series_recompute(measure_ids=measure_ids)
+    measure_ids, force = args
+    result = series_recompute(measure_ids=measure_ids, force=force)
     connection.close()
     return {
         "written": result.series_written,
@@ -300,9 +301,10 @@ def _run_chunk(measure_ids: list[int]) -> dict:
     }
 
 
-def _full_recompute(env: dict, processes: int) -> dict:
+def _full_recompute(env: dict, processes: int, *, force: bool = True) -> dict:
+    command = [sys.executable, "-m", "tests.bench.aggregation", "--child-full", str(processes)]
     output = subprocess.run(
-        [sys.executable, "-m", "tests.bench.aggregation", "--child-full", str(processes)],
+        [*command, "--force"] if force else command,
         env=env,
         capture_output=True,
         text=True,
@@ -441,9 +443,10 @@ def run_scale(scale: float, url: str, var_dir: Path) -> dict:
     rows = _load(org, scale, end)
     load_s = time.perf_counter() - started
     lower, lower_fetch = _lower_bound()
-    first = _full_recompute(env, 2)
-    nightly = _full_recompute(env, 2)
+    first = _full_recompute(env, 2)  # every series, into an empty table
+    nightly = _full_recompute(env, 2)  # every series recomputed and replaced (forced)
     single = _full_recompute(env, 1)
+    unchanged = _full_recompute(env, 2, force=False)  # the nightly job over unchanged data
     from measures.models import Series
 
     series = Series.objects.count()
@@ -470,6 +473,8 @@ def run_scale(scale: float, url: str, var_dir: Path) -> dict:
         "full_recompute_1_process_s": round(single["seconds"], 2),
         "full_vs_lower_bound_ratio": round(nightly["seconds"] / lower, 2),
         "full_vs_lower_bound_fetch_ratio": round(nightly["seconds"] / lower_fetch, 2),
+        "full_recompute_unchanged_s": round(unchanged["seconds"], 2),
+        "full_unchanged_vs_lower_bound_ratio": round(unchanged["seconds"] / lower, 2),
         "full_target_ratio": 2.0,
         "full_cpu_seconds_by_step": nightly["cpu_seconds_by_step"],
         "worker_peak_rss_mb": max(first["peak_rss_mb"], nightly["peak_rss_mb"]),
@@ -491,9 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         "--database-url", default=os.environ.get("LHS_BENCH_DATABASE_URL", DEFAULT_URL)
     )
     parser.add_argument("--child-full", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_full:
-        _child_full(args.child_full)
+        _child_full(args.child_full, args.force)
         return 0
     if not args.database_url.startswith("postgres"):
         parser.error("the benchmark measures PostgreSQL: give a postgres:// URL")

@@ -22,8 +22,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--queue", action="store_true", help="Hand the work to the worker and return."
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Recompute every series, also those whose inputs did not change.",
+        )
 
-    def handle(self, *args, measures: list[str], units: list[str], queue: bool, **options):
+    def handle(
+        self, *args, measures: list[str], units: list[str], queue: bool, force: bool, **options
+    ):
         measure_ids = None
         if measures:
             found = dict(Measure.objects.filter(code__in=measures).values_list("code", "id"))
@@ -43,11 +50,11 @@ class Command(BaseCommand):
         if queue:
             from measures.tasks import series_refresh_task
 
-            series_refresh_task.delay(measure_ids=measure_ids, unit_ids=unit_ids)
+            series_refresh_task.delay(measure_ids=measure_ids, unit_ids=unit_ids, force=force)
             self.stdout.write("Recomputation queued.")
             return
         started = time.perf_counter()
-        result = series_refresh(measure_ids=measure_ids, unit_ids=unit_ids)
+        result = series_refresh(measure_ids=measure_ids, unit_ids=unit_ids, force=force)
         self.stdout.write(
             f"{result.measures} measures: {result.series_written} series written, "
             f"{result.series_deleted} deleted, {result.series_unchanged} unchanged, "
