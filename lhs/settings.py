@@ -114,6 +114,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # JIT compilation cost ~0.4 s per aggregation query here and never paid back on queries
+    # of a few seconds at most (measured on the aggregation GROUP BY: 1.14 s → 0.76 s).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # A file, not :memory:, so a separate Celery worker process can see test data.
