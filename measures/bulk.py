@@ -141,6 +141,9 @@ class ObservationWriter:
         if _is_postgres() and not self._overlaps_stored_rows():
             conflict = ""
         with connection.cursor() as cursor:
+            if _is_postgres():
+                # The sort below must stay in memory (4 MB by default: it spilled to disk).
+                cursor.execute("SET LOCAL work_mem = '256MB'")
             # In key order, so the index is filled page by page rather than at random.
             cursor.execute(
                 f"""INSERT INTO {table} ({columns}, batch_id)

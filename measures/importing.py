@@ -44,7 +44,7 @@ SHAPE_COLUMNS = {
 }
 _ALIAS_TO_COLUMN = {alias: col for col, aliases in COLUMN_ALIASES.items() for alias in aliases}
 
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 250_000
 MAX_ERRORS = 10_000
 _BLOCK = 1 << 20
 
@@ -423,9 +423,7 @@ class ImportFile:
         # Per file: how often each row content has been seen, and subject keys hashed so far.
         self._seen = pd.Index([], dtype="int64")
         self._seen_counts = np.zeros(0, dtype="int64")
-        self._subject_index = pd.Index([], dtype=object)
-        self._subject_hex = np.zeros(0, dtype=object)
-        self._subject_int = np.zeros(0, dtype="int64")
+        self._subject_hashes: dict[str, tuple[str | None, int]] = {}
 
     @property
     def shape(self) -> str:
@@ -723,23 +721,26 @@ class ImportFile:
     def _hash_subject_keys(self, keys: pd.Series) -> tuple[pd.Series, np.ndarray]:
         """HMAC of each subject key (hex, for storage) and its first 64 bits (for the key).
 
-        Each distinct key is hashed once per file: a patient has many rows.
+        Each distinct key is hashed once per file (a patient has many rows); a plain dict
+        remembers them across chunks.
         """
         codes, uniques = pd.factorize(keys)
-        position = self._subject_index.get_indexer(uniques)
-        new = [key for key, at in zip(uniques, position, strict=True) if at < 0]
-        if new:
-            digests = [subject_key_hash(key, self.subject_secret) if key else None for key in new]
-            self._subject_index = self._subject_index.append(pd.Index(new, dtype=object))
-            self._subject_hex = np.concatenate([self._subject_hex, np.array(digests, dtype=object)])
-            ints = [int(d[:16], 16) if d else 0 for d in digests]
-            self._subject_int = np.concatenate(
-                [self._subject_int, np.array(ints, dtype="uint64").view("int64")]
-            )
-            position = self._subject_index.get_indexer(uniques)
-        # factorize gives -1 for a missing key: index the appended "no key" slot.
-        hex_values = np.append(self._subject_hex[position], None)[codes]
-        int_values = np.append(self._subject_int[position], 0)[codes]
+        cache, secret = self._subject_hashes, self.subject_secret
+        found = []
+        for key in uniques.tolist():
+            hit = cache.get(key)
+            if hit is None:
+                if key:
+                    digest = subject_key_hash(key, secret)
+                    number = int(digest[:16], 16)
+                    hit = (digest, number - (1 << 64) if number >= 1 << 63 else number)
+                else:
+                    hit = (None, 0)
+                cache[key] = hit
+            found.append(hit)
+        # factorize gives -1 for a missing key: the appended last slot means "no key".
+        hex_values = np.array([hit[0] for hit in found] + [None], dtype=object)[codes]
+        int_values = np.array([hit[1] for hit in found] + [0], dtype="int64")[codes]
         return pd.Series(hex_values, index=keys.index, dtype=object), int_values
 
     def _number(self, raw: pd.DataFrame, column: str, fail, *, required: bool) -> pd.Series:
