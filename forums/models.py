@@ -46,7 +46,9 @@ class Forum(models.Model):
 
     def clean(self):
         if self.kind == ForumKind.DEPARTMENT_GROUP and not self.department_id:
-            raise ValidationError({"department": _("A department group must name its department.")})
+            raise ValidationError(
+                {"department": _("A department coordinating group must name its department.")}
+            )
         if self.kind != ForumKind.DEPARTMENT_GROUP and self.department_id:
             raise ValidationError(
                 {"department": _("Only a department coordinating group belongs to a department.")}

@@ -17,6 +17,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.db import connection
@@ -37,6 +38,13 @@ ROW_COLUMNS = (
     "row_hash",
 )
 STAGED_COLUMNS = ("file_row", *ROW_COLUMNS)
+DIRECT_COLUMNS = (*ROW_COLUMNS, "batch_id")
+
+
+class RowsAlreadyPresent(Exception):
+    """A direct ``COPY`` met a row that is stored already; import through staging instead."""
+
+
 STAGING_DDL = f"""CREATE TEMPORARY TABLE {STAGING} (
     file_row integer NOT NULL,
     measure_id bigint NOT NULL,
@@ -71,10 +79,17 @@ def copy_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> bytes:
 
 
 class ObservationWriter:
-    """Writes one batch's rows: ``write`` each validated chunk, then ``finish``."""
+    """Writes one batch's rows: ``write`` each validated chunk, then ``finish``.
 
-    def __init__(self, batch_id: int) -> None:
+    ``direct`` (PostgreSQL, patient-level rows): ``COPY`` straight into the observations,
+    optimistic that no row is present yet — the common case of a new extract. A row that is
+    present makes the ``COPY`` fail with a unique violation (:class:`RowsAlreadyPresent`);
+    the caller rolls back its savepoint and imports the file again through the staging path.
+    """
+
+    def __init__(self, batch_id: int, *, direct: bool = False) -> None:
         self.batch_id = batch_id
+        self.direct = direct and _is_postgres()
         self.staged = 0
         self._resources = ExitStack()
         self._copy = None
@@ -85,10 +100,11 @@ class ObservationWriter:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
-            self._resources.close()
+            # With the exception, so that an open COPY is aborted rather than completed.
+            self._resources.__exit__(exc_type, exc, traceback)
         finally:
             # After an error the caller's rollback removes the table with everything else.
-            if self._ready and exc_type is None:
+            if self._ready and not self.direct and exc_type is None:
                 with connection.cursor() as cursor:
                     cursor.execute(f"DROP TABLE IF EXISTS {STAGING}")
 
@@ -96,6 +112,12 @@ class ObservationWriter:
         self._prepare()
         frame = frame.rename(columns={"row": "file_row"})
         self.staged += len(frame)
+        if self.direct:
+            try:
+                self._copy.write(copy_text(frame.assign(batch_id=self.batch_id), DIRECT_COLUMNS))
+            except psycopg.errors.UniqueViolation as exc:
+                raise RowsAlreadyPresent from exc
+            return
         if self._copy is not None:
             self._copy.write(copy_text(frame, STAGED_COLUMNS))
             return
@@ -113,7 +135,7 @@ class ObservationWriter:
 
         Returns (file row, numerator, denominator, batch id) of what is stored.
         """
-        if not self._end_copy():
+        if self.direct or not self._end_copy():
             return []
         table = Observation._meta.db_table
         with connection.cursor() as cursor:
@@ -132,6 +154,12 @@ class ObservationWriter:
 
     def finish(self) -> int:
         """Move the staged rows into the observations; returns how many were new."""
+        if self.direct:
+            try:
+                self._end_copy()
+            except psycopg.errors.UniqueViolation as exc:
+                raise RowsAlreadyPresent from exc
+            return self.staged
         if not self._end_copy():
             return 0
         self._lock_references()
@@ -158,6 +186,16 @@ class ObservationWriter:
 
     def _prepare(self) -> None:
         if self._ready:
+            return
+        if self.direct:
+            self._ready = True
+            self._lock_all_references()
+            cursor = self._resources.enter_context(connection.cursor())
+            table = Observation._meta.db_table
+            sql = f"COPY {table} ({', '.join(DIRECT_COLUMNS)}) FROM STDIN (FORMAT text, NULL '')"
+            self._copy = self._resources.enter_context(
+                cursor.copy(sql, writer=QueuedLibpqWriter(cursor.cursor))
+            )
             return
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {STAGING}")
@@ -190,6 +228,17 @@ class ObservationWriter:
                      AND o.date BETWEEN f.low AND f.high)"""
             )
             return cursor.fetchone()[0]
+
+    def _lock_all_references(self) -> None:
+        """Before a direct ``COPY`` (no queries while it runs): every measure and unit.
+
+        A few hundred rows at most; ``FOR KEY SHARE`` blocks only their deletion.
+        """
+        from units.models import Unit
+
+        with connection.cursor() as cursor:
+            for model in (Measure, Unit):
+                cursor.execute(f"SELECT id FROM {model._meta.db_table} FOR KEY SHARE")
 
     def _lock_references(self) -> None:
         """Lock the measures and units the rows refer to against deletion until commit.

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 PATIENT = "patient"
 AGGREGATE = "aggregate"
@@ -190,8 +190,8 @@ def read_layout(path: Path) -> FileLayout:
                     "",
                     _(
                         "This is not a CSV text file (it holds NUL bytes: an Excel workbook or "
-                        "UTF-16 text?). Save it as CSV (UTF-8 or semicolon-separated) and upload "
-                        "that."
+                        "UTF-16 text?). Save it as CSV (comma or semicolon separated, UTF-8 or "
+                        "Windows-1252) and upload that."
                     ),
                 )
             ]
@@ -358,11 +358,15 @@ def _period_start_ok(dates: pd.Series, frequency: pd.Series) -> pd.Series:
     return weekly | monthly | quarterly
 
 
-PERIOD_NAMES = {"week": _lazy("week"), "month": _lazy("month"), "quarter": _lazy("quarter")}
+PERIOD_NAMES = {
+    "week": gettext_lazy("week"),
+    "month": gettext_lazy("month"),
+    "quarter": gettext_lazy("quarter"),
+}
 PERIOD_STARTS = {
-    "week": _lazy("a Monday"),
-    "month": _lazy("the first day of a month"),
-    "quarter": _lazy("the first day of a quarter (1 January, 1 April, 1 July or 1 October)"),
+    "week": gettext_lazy("a Monday"),
+    "month": gettext_lazy("the first day of a month"),
+    "quarter": gettext_lazy("the first day of a quarter (1 January, 1 April, 1 July or 1 October)"),
 }
 CLEAN_COLUMNS = (
     "row",

@@ -18,8 +18,8 @@ from django.utils.translation import gettext as _
 
 from forums.rules import is_support_staff
 
-from .bulk import ObservationWriter
-from .enums import ImportSource, ImportStatus, Scope
+from .bulk import ObservationWriter, RowsAlreadyPresent
+from .enums import ImportSource, ImportStatus, RowShape, Scope
 from .importing import MAX_ERRORS, FileRejected, ImportFile, MeasureSpec, RowError
 from .models import ImportBatch, Measure
 from .rules import uploadable_units
@@ -217,8 +217,9 @@ def _import(batch: ImportBatch) -> None:
     with transaction.atomic():
         # Held until commit: the sweeper treats an unlocked running batch as abandoned.
         ImportBatch.objects.select_for_update().filter(pk=batch.pk).exists()
-        try:
-            rows = ImportFile(
+
+        def read():
+            return ImportFile(
                 batch.file.path,
                 measures=_measure_specs(),
                 units=units,
@@ -226,6 +227,9 @@ def _import(batch: ImportBatch) -> None:
                 today=timezone.localdate(),
                 subject_secret=settings.SUBJECT_KEY_SECRET.encode(),
             )
+
+        try:
+            rows = read()
         except FileRejected as rejected:
             _reject(batch, rejected.errors, len(rejected.errors))
             if rejected.personal_numbers:
@@ -236,23 +240,13 @@ def _import(batch: ImportBatch) -> None:
             return
         batch.shape = rows.shape
         try:
-            with ObservationWriter(batch.pk) as writer:
-                for chunk in rows.chunks():
-                    if not rows.error_count:
-                        writer.write(chunk)
-                    cache.set(
-                        key,
-                        {"rows_done": rows.rows_total, "rows_estimated": rows.estimated_rows},
-                        timeout=3600,
-                    )
-                if rows.error_count:
-                    raise _Rejected(rows.errors, rows.error_count)
-                if rows.rows_total == 0:
-                    raise _Rejected([RowError(2, "", "", _("The file has no data rows."))], 1)
-                conflicts = writer.conflicting_periods(MAX_ERRORS)
-                if conflicts:
-                    raise _Rejected(_conflict_errors(conflicts), len(conflicts))
-                new = writer.finish()
+            try:
+                # Optimistic: a new extract's rows are all new, and go straight in.
+                new = _write_rows(batch, rows, key, direct=rows.shape == RowShape.PATIENT)
+            except RowsAlreadyPresent:
+                # Some rows are stored already: read the file again, through staging.
+                rows = read()
+                new = _write_rows(batch, rows, key, direct=False)
         except _Rejected as rejected:
             _reject(batch, rejected.errors, rejected.count, rows_total=rows.rows_total)
             return
@@ -276,6 +270,31 @@ def _enqueue_series_refresh(batch_id: int) -> None:
     from .tasks import series_refresh_for_batch_task
 
     series_refresh_for_batch_task.delay(batch_id)
+
+
+def _write_rows(batch: ImportBatch, rows: ImportFile, key: str, *, direct: bool) -> int:
+    """Validate every row while writing them, in a savepoint; returns how many were new.
+
+    Raises _Rejected (the savepoint is rolled back: nothing stays written) when any row is
+    invalid, and RowsAlreadyPresent when a direct write meets a stored row.
+    """
+    with transaction.atomic(), ObservationWriter(batch.pk, direct=direct) as writer:
+        for chunk in rows.chunks():
+            if not rows.error_count:
+                writer.write(chunk)
+            cache.set(
+                key,
+                {"rows_done": rows.rows_total, "rows_estimated": rows.estimated_rows},
+                timeout=3600,
+            )
+        if rows.error_count:
+            raise _Rejected(rows.errors, rows.error_count)
+        if rows.rows_total == 0:
+            raise _Rejected([RowError(2, "", "", _("The file has no data rows."))], 1)
+        conflicts = writer.conflicting_periods(MAX_ERRORS)
+        if conflicts:
+            raise _Rejected(_conflict_errors(conflicts), len(conflicts))
+        return writer.finish()
 
 
 class _Rejected(Exception):
