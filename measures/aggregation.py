@@ -1094,37 +1094,31 @@ def stored_unit_cells(
         f"SELECT measure_id, unit_id, grain, {parts} FROM {Series._meta.db_table} "
         f"WHERE measure_id IN ({_in_list(measure_ids)}) AND level = %s"
     )
+    dtypes = {"period": "datetime64[D]", "rows": "int64"}
     columns: dict[str, list] = {name: [] for name in ("measure_id", "unit_id", "grain", *fields)}
     with connection.cursor() as cursor:
         cursor.execute(sql, [SeriesLevel.UNIT])
         for measure_id, unit_id, grain, *values in cursor.fetchall():
             if (measure_id, unit_id) in exclude:
                 continue
-            arrays = [json.loads(v) if isinstance(v, str) else v for v in values]
-            size = len(arrays[0])
+            size = 0
+            for name, value in zip(fields, values, strict=True):
+                # One C-level conversion per series and column (a null is NaN): flattening
+                # Python lists element by element took most of a refresh.
+                array = np.array(
+                    json.loads(value) if isinstance(value, str) else value,
+                    dtype=dtypes.get(name, "float64"),
+                )
+                columns[name].append(array)
+                size = len(array)
             columns["measure_id"].append(np.full(size, measure_id, dtype="int64"))
             columns["unit_id"].append(np.full(size, unit_id, dtype="int64"))
             columns["grain"].append(np.full(size, grain, dtype=object))
-            for name, array in zip(fields, arrays, strict=True):
-                columns[name].append(array)
     if not columns["measure_id"]:
         return _empty_cells("unit_id")
-    frame = pd.DataFrame(
-        {
-            "measure_id": np.concatenate(columns["measure_id"]),
-            "unit_id": np.concatenate(columns["unit_id"]),
-            "grain": np.concatenate(columns["grain"]),
-            "period": np.array(
-                [p for chunk in columns["period"] for p in chunk], dtype="datetime64[D]"
-            ).astype("datetime64[s]"),
-        }
-    )
-    for name, dtype in (("rows", "int64"), ("n", "float64"), ("numerator", "float64")):
-        frame[name] = np.array([v for chunk in columns[name] for v in chunk], dtype=dtype)
-    frame["denominator"] = np.array(
-        [v for chunk in columns["denominator"] for v in chunk], dtype="float64"
-    )
-    return frame
+    frame = pd.DataFrame({name: np.concatenate(arrays) for name, arrays in columns.items()})
+    frame["period"] = frame["period"].astype("datetime64[s]")
+    return frame[["measure_id", "unit_id", "grain", "period", *SUM_COLUMNS]]
 
 
 def touched_pairs(batch_id: int) -> dict[int, list[int]]:
