@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, parsers, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
 from .enums import Frequency, ImportSource, SeriesLevel
 from .models import ImportBatch, Measure, Series
@@ -90,6 +91,11 @@ class ImportBatchViewSet(
 
     serializer_class = ImportBatchSerializer
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    throttle_scope = "imports"
+
+    def get_throttles(self):
+        # Uploads only: clients poll a batch's progress every second or so.
+        return [ScopedRateThrottle()] if self.action == "create" else []
 
     def get_queryset(self):
         return visible_batches(self.request.user)

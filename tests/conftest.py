@@ -24,6 +24,11 @@ def _media_and_cache(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.SECURE_SSL_REDIRECT = False
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Local-memory caches of one name share their store across instances: start each test
+    # empty (upload throttling and import progress live there).
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture

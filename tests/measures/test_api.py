@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -472,3 +473,24 @@ def test_api_docs_load_their_assets_from_our_own_static_files(client, org):
 
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower() and "unpkg" not in page.lower()
+
+
+def test_uploads_are_rate_limited_but_progress_polling_is_not(org, token_client, monkeypatch):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"imports": "2/hour"})
+    client = token_client("chair")
+    body = b"measure_code,unit_code,date,value\nhonos-total,AFF-01,2025-01-07,3\n"
+
+    def upload(n):
+        return client.post(
+            "/api/imports/",
+            {"file": SimpleUploadedFile(f"f{n}.csv", body)},
+            format="multipart",
+        )
+
+    first, second, third = upload(1), upload(2), upload(3)
+
+    assert [first.status_code, second.status_code, third.status_code] == [201, 201, 429]
+    for _ in range(5):
+        assert client.get(f"/api/imports/{first.json()['id']}/").status_code == 200
