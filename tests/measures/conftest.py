@@ -27,6 +27,20 @@ def as_upload(name: str, content: bytes | None = None) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type="text/csv")
 
 
+#: (row, column) of every problem in fixtures/imports/many_problems.csv, in file order; the
+#: parser, the service and the API must all report exactly these.
+MANY_PROBLEMS_REPORT = [
+    (3, "measure_code"),
+    (4, "unit_code"),
+    (5, "date"),
+    (6, "value"),
+    (8, "measure_code"),
+    (8, "unit_code"),
+    (8, "date"),
+    (8, "value"),
+]
+
+
 @pytest.fixture(autouse=True)
 def _static_files(settings):
     """Pages render ``{% static %}`` without the manifest (and folder) ``collectstatic`` makes."""

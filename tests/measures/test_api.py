@@ -13,7 +13,7 @@ from measures.services import import_batch_process
 from units.models import ApiToken
 from units.services import api_token_create, api_token_revoke
 
-from .conftest import as_upload
+from .conftest import MANY_PROBLEMS_REPORT, as_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -236,16 +236,7 @@ def test_rejected_upload_reports_every_problem(org, token_client):
         "value": "nope",
         "message": "Unknown measure 'nope'.",
     }
-    assert [(e["row"], e["column"]) for e in body["errors"]] == [
-        (3, "measure_code"),
-        (4, "unit_code"),
-        (5, "date"),
-        (6, "value"),
-        (8, "measure_code"),
-        (8, "unit_code"),
-        (8, "date"),
-        (8, "value"),
-    ]
+    assert [(e["row"], e["column"]) for e in body["errors"]] == MANY_PROBLEMS_REPORT
     assert "nothing was imported" in body["message"]
     assert Observation.objects.count() == 0
 

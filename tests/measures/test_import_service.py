@@ -26,7 +26,7 @@ from measures.services import (
 )
 from tests.factories import UnitFactory, UserFactory
 
-from .conftest import as_upload, fixture_bytes
+from .conftest import MANY_PROBLEMS_REPORT, as_upload, fixture_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -276,16 +276,7 @@ def test_every_problem_is_reported(org, run_import):
 
     assert batch.status == ImportStatus.REJECTED
     assert batch.error_count == 8
-    assert [(e["row"], e["column"]) for e in batch.errors] == [
-        (3, "measure_code"),
-        (4, "unit_code"),
-        (5, "date"),
-        (6, "value"),
-        (8, "measure_code"),
-        (8, "unit_code"),
-        (8, "date"),
-        (8, "value"),
-    ]
+    assert [(e["row"], e["column"]) for e in batch.errors] == MANY_PROBLEMS_REPORT
     assert batch.rows_total == 7
     assert Observation.objects.count() == 0
 
