@@ -266,8 +266,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=2, minute=30),
     },
 }
-#: Measures per aggregation task of the nightly run: chunks run side by side on the workers.
-LHS_AGGREGATION_CHUNK_MEASURES = int(os.environ.get("LHS_AGGREGATION_CHUNK_MEASURES", "10"))
+# Measures per nightly task. Each task scans the observations once (in parallel on the
+# server), so one task for all measures is fastest; split only when one would not fit in memory.
+LHS_AGGREGATION_CHUNK_MEASURES = int(os.environ.get("LHS_AGGREGATION_CHUNK_MEASURES", "200"))
 
 LOGGING = {
     "version": 1,

@@ -106,7 +106,7 @@ class SeriesAdmin(admin.ModelAdmin):
     list_filter = ["level", "grain"]
     search_fields = ["measure__code", "node_key"]
     list_select_related = ["measure"]
-    exclude = ["points"]  # holds suppressed figures; admins read series through the API
+    exclude = ["data"]  # holds suppressed figures; admins read series through the API
 
     def has_add_permission(self, request):
         return False

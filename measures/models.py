@@ -391,7 +391,8 @@ class Series(models.Model):
     variation_icon = models.CharField(_("variation"), max_length=24, blank=True)
     assurance_icon = models.CharField(_("assurance"), max_length=24, blank=True)
     run_chart = models.JSONField(_("run chart"), null=True, blank=True)
-    points = models.JSONField(_("points"), default=dict)
+    # Column-wise points in the compact form of ``measures.packing`` (read :attr:`points`).
+    data = models.BinaryField(_("points"), default=bytes, editable=False)
     # A fingerprint of the inputs (period sums, suppression, settings): an incremental refresh
     # leaves a series whose inputs did not change as it was.
     inputs_digest = models.CharField(max_length=32, blank=True, editable=False)
@@ -431,3 +432,46 @@ class Series(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measure_id}/{self.node_key}/{self.grain}"
+
+    @property
+    def points(self) -> dict[str, list]:
+        """One list per field, one element per period (oldest first), NaN as None.
+
+        It holds the true sums of suppressed periods: readers use ``measures.series``.
+        Decoded once per loaded ``data`` (``refresh_from_db`` loads new data).
+        """
+        from .packing import points_as_lists
+        from .spc import PointClass, Signal
+
+        cached = self.__dict__.get("_points")
+        if cached is None or cached[0] is not self.data:
+            names = tuple(str(s) for s in Signal), tuple(str(c) for c in PointClass)
+            cached = (self.data, points_as_lists(self.data, *names))
+            self.__dict__["_points"] = cached
+        return cached[1]
+
+
+class PeriodSums(models.Model):
+    """The unit-level sums of one measure in one period, every unit with data in it.
+
+    Written by ``measures.aggregation`` with the series, in the same transaction. A refresh
+    after an import reads these few rows for the periods the import touched instead of every
+    sibling series, and pools the department and division figures again from them; it needs
+    all of a period's units to redo complementary suppression there (DESIGN.md §5, §7).
+    """
+
+    measure = models.ForeignKey(Measure, on_delete=models.CASCADE, related_name="period_sums")
+    grain = models.CharField(max_length=8, choices=Frequency.choices)
+    period = models.DateField()
+    # Packed columns unit_id, rows, n, numerator, denominator (``measures.packing``).
+    data = models.BinaryField(default=bytes)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["measure", "grain", "period"], name="period_sums_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.measure_id}/{self.grain}/{self.period}"

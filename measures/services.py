@@ -272,6 +272,12 @@ def _enqueue_series_refresh(batch_id: int) -> None:
     series_refresh_for_batch_task.delay(batch_id)
 
 
+def _enqueue_series_windows(windows: list[list]) -> None:
+    from .tasks import series_refresh_windows_task
+
+    series_refresh_windows_task.delay(windows)
+
+
 def _write_rows(batch: ImportBatch, rows: ImportFile, key: str, *, direct: bool) -> int:
     """Validate every row while writing them, in a savepoint; returns how many were new.
 
@@ -390,8 +396,17 @@ def import_batch_revert(*, batch: ImportBatch, user) -> int:
 
     if not can_revert_batch(user, batch):
         raise ValidationError(_("You may not revert this batch."), code="permission")
+    from .aggregation import batch_windows
+
     with transaction.atomic():
+        # Read before the rows go: the series of exactly these units and days are redone.
+        windows = [
+            [measure_id, unit_id, lo.isoformat(), hi.isoformat()]
+            for (measure_id, unit_id), (lo, hi) in batch_windows(batch.pk).items()
+        ]
         deleted, _counts = batch.observations.all().delete()
+        if windows:
+            transaction.on_commit(lambda: _enqueue_series_windows(windows), robust=True)
         ImportBatch.objects.filter(pk=batch.pk).update(
             status=ImportStatus.REVERTED,
             message=_("Reverted by %(user)s: %(count)s rows removed.")

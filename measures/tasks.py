@@ -61,9 +61,25 @@ def series_refresh_for_batch_task(batch_id: int) -> dict:
     return {"written": result.series_written, "deleted": result.series_deleted}
 
 
+@shared_task(soft_time_limit=5 * 60, time_limit=6 * 60, **_AGGREGATION_TASK)
+def series_refresh_windows_task(windows: list[list]) -> dict:
+    """After a revert: recompute the series of these [measure, unit, first day, last day]."""
+    from datetime import date
+
+    from .aggregation import series_refresh_pairs
+
+    result = series_refresh_pairs(
+        windows={
+            (int(m), int(u)): (date.fromisoformat(lo), date.fromisoformat(hi))
+            for m, u, lo, hi in windows
+        }
+    )
+    return {"written": result.series_written, "deleted": result.series_deleted}
+
+
 @shared_task(acks_late=True, time_limit=120)
 def series_recompute_all_task() -> int:
-    """Nightly: recompute every active measure, in chunks that workers run side by side."""
+    """Nightly: recompute every active measure (in chunks when there are very many)."""
     from .aggregation import series_recompute_chunks
 
     chunks = series_recompute_chunks()
