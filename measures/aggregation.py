@@ -1393,8 +1393,8 @@ def series_refresh_pairs(
        plus the new ones, and its SPC redone; series that lost every period are deleted.
 
     Everything happens inside one transaction holding the measures' locks (taken in id order,
-    so two refreshes cannot deadlock). A measure whose period sums were never stored (data
-    from before they existed) is recomputed whole.
+    so two refreshes cannot deadlock). A measure without stored period sums (never
+    aggregated, or without data until now) is recomputed whole.
     """
     clock = time.perf_counter
     if windows is None:
@@ -1526,12 +1526,14 @@ def series_refresh_pairs(
 
 
 def _without_period_sums(measure_ids: Sequence[int]) -> list[int]:
-    """Measures with stored series but no stored period sums (computed by an older engine)."""
+    """Measures without any stored period sums: never aggregated since they existed (just
+    upgraded from an engine without them), or without data until now. Either way a refresh
+    could not pool their departments from stored sums, and a whole recompute is right (and
+    cheap for a measure with no data)."""
     from django.db.models import Exists, OuterRef
 
     return list(
         Measure.objects.filter(pk__in=list(measure_ids))
-        .filter(Exists(Series.objects.filter(measure_id=OuterRef("pk"))))
         .exclude(Exists(PeriodSums.objects.filter(measure_id=OuterRef("pk"))))
         .order_by("pk")
         .values_list("pk", flat=True)

@@ -100,14 +100,18 @@ def test_refresh_after_imports_and_reverts_equals_full_recomputation(org, seed):
     assert refreshed == _state()
 
 
-def test_a_refresh_reads_the_data_whole_when_period_sums_are_missing(org, rows):
-    """Series written before period sums existed: the measure is recomputed whole."""
+@pytest.mark.parametrize("series_too", [False, True])
+def test_a_refresh_reads_the_data_whole_when_period_sums_are_missing(org, rows, series_too):
+    """Series written before period sums existed, or none at all (just after the upgrade's
+    migration): the measure is recomputed whole, not pooled from the one refreshed unit."""
     honos = org.measures["honos"]
     rows().value(honos, org.a1, MONDAY, 10, times=6).value(
         honos, org.b1, MONDAY, 20, times=6
     ).save()
     series_recompute()
     PeriodSums.objects.all().delete()
+    if series_too:
+        Series.objects.all().delete()
     batch = rows().value(honos, org.a1, MONDAY + timedelta(weeks=1), 30, times=6).save()
     series_refresh_for_batch(batch_id=batch.pk)
     division = Series.objects.get(measure=honos, level="division", grain="week")
