@@ -269,6 +269,12 @@ CELERY_BEAT_SCHEDULE = {
 # Measures per nightly task. Each task scans the observations once (in parallel on the
 # server), so one task for all measures is fastest; split only when one would not fit in memory.
 LHS_AGGREGATION_CHUNK_MEASURES = int(os.environ.get("LHS_AGGREGATION_CHUNK_MEASURES", "200"))
+# Parallel workers PostgreSQL may use for that scan. Its leader process scans too, so by
+# default one process per core of this machine: the default deployment (docker-compose) runs
+# the database beside the app. Where the database has a host of its own: its cores - 1.
+LHS_AGGREGATION_DB_WORKERS = int(
+    os.environ.get("LHS_AGGREGATION_DB_WORKERS", max(1, (os.cpu_count() or 2) - 1))
+)
 
 LOGGING = {
     "version": 1,
