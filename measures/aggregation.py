@@ -409,9 +409,9 @@ def _fetch_frame(sql: str, columns: list[str], *, full: bool = False) -> pd.Data
 
     A GROUP BY over 10 M observations returns ~0.6 M groups. As Python tuples they took
     longer than the query, and read row by row through ``COPY … TO STDOUT`` ~0.3 s of a
-    client process competing with the server for the cores: the server joins them into one
-    tab-separated text (``string_agg``), which Arrow's CSV reader parses. Columns must not be
-    NULL. ``full``: a scan of the whole table, given the memory to hash all groups at once in
+    client process competing with the server for the cores: the server joins them into
+    tab-separated text (``string_agg``, one value per measure in column c0), which Arrow's CSV
+    reader parses. Columns must not be NULL. ``full``: a scan of the whole table, given the memory to hash all groups at once in
     parallel workers (the server's default ``work_mem`` of 4 MB made it spill to disk or
     sort), as many as ``LHS_AGGREGATION_DB_WORKERS``; settings local to this transaction
     (DESIGN.md §7).
@@ -431,12 +431,16 @@ def _fetch_frame(sql: str, columns: list[str], *, full: bool = False) -> pd.Data
                 "SELECT set_config('max_parallel_workers_per_gather', %s, true)",
                 [str(settings.LHS_AGGREGATION_DB_WORKERS)],
             )
-        cursor.execute(f"SELECT string_agg(concat_ws(E'\\t', {fields}), E'\\n') FROM ({sql}) AS g")
-        text = cursor.fetchone()[0]
-    if not text:
+        # One text per measure (c0): a few MB each, far below the 1 GB a text value can hold
+        # however many units and years there are.
+        cursor.execute(
+            f"SELECT string_agg(concat_ws(E'\\t', {fields}), E'\\n') FROM ({sql}) AS g GROUP BY c0"
+        )
+        texts = [row[0] for row in cursor.fetchall()]
+    if not texts:
         return pd.DataFrame(columns=columns)
     table = pa_csv.read_csv(
-        io.BytesIO(text.encode()),
+        io.BytesIO("\n".join(texts).encode()),
         read_options=pa_csv.ReadOptions(column_names=columns),
         parse_options=pa_csv.ParseOptions(delimiter="\t"),
     )
