@@ -304,6 +304,7 @@ def test_baseline_and_rebasing(org, rows):
 
 def test_rebase_provider_hook(org, rows):
     from measures import aggregation
+    from measures.aggregation import jobs
 
     honos = org.measures["honos"]
     batch = rows()
@@ -318,7 +319,7 @@ def test_rebase_provider_hook(org, rows):
     try:
         series_recompute()
     finally:
-        aggregation._rebase_providers.remove(adoption_dates)
+        jobs._rebase_providers.remove(adoption_dates)
     assert series_of(honos, "unit", org.a1, "week").points["segment"][-1] == 1
     assert series_of(honos, "department", org.dept_a, "week").points["segment"][-1] == 0
 
