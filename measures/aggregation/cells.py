@@ -31,25 +31,20 @@ GRAINS: Mapping[str, tuple[str, ...]] = {
     Frequency.QUARTER: (Frequency.QUARTER,),
 }
 
-
 #: Level and grain columns of cell frames are categoricals in this (canonical) order: sorting
 #: and comparing them as strings cost more than the SPC of every series.
 LEVEL_DTYPE = pd.CategoricalDtype(
     [str(SeriesLevel.UNIT), str(SeriesLevel.DEPARTMENT), str(SeriesLevel.DIVISION)]
 )
 
-
 GRAIN_DTYPE = pd.CategoricalDtype(
     [str(Frequency.WEEK), str(Frequency.MONTH), str(Frequency.QUARTER)]
 )
 
-
 #: The sums of a cell, as read from the database and stored in each series' points.
 SUM_COLUMNS = ("rows", "n", "numerator", "denominator")
 
-
 _EPOCH = np.datetime64("1970-01-01", "D")
-
 
 _EPOCH_DATE = date(1970, 1, 1)
 

@@ -54,10 +54,8 @@ from .storage import (
 
 logger = logging.getLogger(__name__)
 
-
 #: Gives re-basing dates for the given measures (e.g. initiatives: adoption dates per unit).
 RebaseProvider = Callable[[Sequence[int]], RebaseDates]
-
 
 _rebase_providers: list[RebaseProvider] = []
 
