@@ -183,3 +183,26 @@ def test_command_recomputes_measures_and_units(org, rows):
         call_command("aggregate", "--measure", "nope")
     with pytest.raises(CommandError, match="X-99"):
         call_command("aggregate", "--unit", "X-99")
+
+
+def test_reverting_a_batch_refreshes_the_series_it_had_touched(
+    org, rows, eager_celery, django_capture_on_commit_callbacks
+):
+    from measures.services import import_batch_revert
+
+    _history(org, rows)
+    honos = org.measures["honos"]
+    new_week = (MONDAY + timedelta(weeks=20)).isoformat()
+    lines = "".join(f"honos-total,AFF-01,{new_week},30,P{i}\n" for i in range(6))
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _import(org, "measure_code,unit_code,date,value,subject_key\n" + lines)
+    assert new_week in series_of(honos, "division", org.division, "week").points["period"]
+    with django_capture_on_commit_callbacks(execute=True):
+        import_batch_revert(batch=batch, user=org.people["support"])
+    division = series_of(honos, "division", org.division, "week")
+    assert new_week not in division.points["period"]
+    assert division.points["period"][-1] == (MONDAY + timedelta(weeks=19)).isoformat()
+    # The unit's weekly series is back to its 20 weeks, as a full run would leave it.
+    weekly = series_of(honos, "unit", org.a1, "week").points
+    series_recompute(measure_ids=[honos.pk], force=True)
+    assert series_of(honos, "unit", org.a1, "week").points == weekly
