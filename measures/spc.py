@@ -805,6 +805,38 @@ def _readonly(a: NDArray[Any]) -> NDArray[Any]:
     return a
 
 
+def plotted_statistic(
+    values: ArrayLike, denominators: ArrayLike | None, chart: ChartType
+) -> tuple[FloatArray, BoolArray, FloatArray | None, FloatArray | None]:
+    """The plotted statistic and which points count, after checking the input.
+
+    XmR: the values themselves (no denominators). p and u: numerator / denominator, where a
+    NaN numerator or a NaN or zero denominator is a missing point (MDC checklist "Gaps").
+    Returns (y, valid, numerators, denominators); the last two are None for XmR. Raises
+    ValueError for negative counts or a p-chart numerator above its denominator.
+    """
+    raw = np.asarray(values, dtype=np.float64).ravel()
+    if chart is ChartType.XMR:
+        if denominators is not None:
+            raise ValueError("an XmR chart takes no denominators")
+        y = raw.copy()
+        return y, ~np.isnan(y), None, None
+    if denominators is None:
+        raise ValueError(f"a {chart}-chart needs denominators")
+    num = raw
+    den = np.asarray(denominators, dtype=np.float64).ravel()
+    if den.size != num.size:
+        raise ValueError("values and denominators differ in length")
+    valid = ~np.isnan(num) & ~np.isnan(den) & (den > 0)
+    if np.any(num[valid] < 0) or np.any(den[~np.isnan(den)] < 0):
+        raise ValueError("numerators and denominators must not be negative")
+    if chart is ChartType.P and np.any(num[valid] > den[valid]):
+        raise ValueError("p-chart numerators must not exceed denominators")
+    y = np.full(num.size, np.nan)
+    y[valid] = num[valid] / den[valid]
+    return y, valid, num, den
+
+
 def analyse(
     values: ArrayLike,
     denominators: ArrayLike | None = None,
@@ -849,28 +881,8 @@ def analyse(
     if baseline_points is not None and baseline_points < 2:
         raise ValueError("baseline_points must be at least 2 (DESIGN.md recommends >= 12)")
 
-    raw = np.asarray(values, dtype=np.float64).ravel()
-    n = raw.size
-    if chart is ChartType.XMR:
-        if denominators is not None:
-            raise ValueError("an XmR chart takes no denominators")
-        num = den = None
-        y = raw.copy()
-        valid = ~np.isnan(y)
-    else:
-        if denominators is None:
-            raise ValueError(f"a {chart}-chart needs denominators")
-        num = raw
-        den = np.asarray(denominators, dtype=np.float64).ravel()
-        if den.size != n:
-            raise ValueError("values and denominators differ in length")
-        valid = ~np.isnan(num) & ~np.isnan(den) & (den > 0)
-        if np.any(num[valid] < 0) or np.any(den[~np.isnan(den)] < 0):
-            raise ValueError("numerators and denominators must not be negative")
-        if chart is ChartType.P and np.any(num[valid] > den[valid]):
-            raise ValueError("p-chart numerators must not exceed denominators")
-        y = np.full(n, np.nan)
-        y[valid] = num[valid] / den[valid]
+    y, valid, num, den = plotted_statistic(values, denominators, chart)
+    n = y.size
 
     bounds = [*_segment_starts(n, rebase_at, dates), n]
     segment = np.zeros(n, dtype=np.int_)

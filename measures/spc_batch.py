@@ -362,35 +362,12 @@ def analyse_many(
     if baseline_points is not None and baseline_points < 2:
         raise ValueError("baseline_points must be at least 2 (DESIGN.md recommends >= 12)")
 
-    raw = np.asarray(values, dtype=np.float64).ravel()
-    n = raw.size
+    y, valid, num, den = spc.plotted_statistic(values, denominators, chart)
+    n = y.size
     st = np.asarray(starts, dtype=np.int64).ravel()
     _check_starts(st, n)
     s_count = st.size - 1
     lengths = np.diff(st)
-
-    # --- values, validity (spc.analyse) ---
-    num = den = None
-    if chart is spc.ChartType.XMR:
-        if denominators is not None:
-            raise ValueError("an XmR chart takes no denominators")
-        y = raw.copy()
-        valid = ~np.isnan(y)
-    else:
-        if denominators is None:
-            raise ValueError(f"a {chart}-chart needs denominators")
-        num = raw
-        den = np.asarray(denominators, dtype=np.float64).ravel()
-        if den.size != n:
-            raise ValueError("values and denominators differ in length")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            valid = ~np.isnan(num) & (den > 0)  # NaN > 0 is False
-            if np.any((num < 0) & valid) or np.any(den < 0):
-                raise ValueError("numerators and denominators must not be negative")
-            if chart is spc.ChartType.P and np.any((num > den) & valid):
-                raise ValueError("p-chart numerators must not exceed denominators")
-            y = num / den
-        y[~valid] = np.nan
 
     # --- segments: global segment ids (spc._segment_starts) ---
     sid = np.repeat(np.arange(s_count, dtype=np.int64), lengths)
