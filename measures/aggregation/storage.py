@@ -235,12 +235,8 @@ def write_period_sums(
     rows = _period_sums_rows(units)
     if window is not None:
         with connection.cursor() as cursor:
-            for measure_id in measure_ids:
-                lo, hi = window[measure_id]
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE measure_id = %s AND period BETWEEN %s AND %s",
-                    [measure_id, lo, hi],
-                )
+            where, params = _windows_where({m: window[m] for m in measure_ids})
+            cursor.execute(f"DELETE FROM {table} WHERE {where}", params)
     else:
         stored = _stored_period_sums(measure_ids)
         fresh = {row[:3]: row[3] for row in rows}
@@ -330,28 +326,38 @@ def _stored_period_sums(
     }
 
 
+def _windows_where(windows: Mapping[int, tuple[date, date] | None]) -> tuple[str, list[Any]]:
+    """One WHERE clause for the period sums of measures, each within its window (or all)."""
+    parts, params = [], []
+    for measure_id, window in windows.items():
+        if window is None:
+            parts.append("measure_id = %s")
+            params.append(measure_id)
+        else:
+            parts.append("(measure_id = %s AND period BETWEEN %s AND %s)")
+            params += [measure_id, *window]
+    return " OR ".join(parts), params
+
+
 def read_period_sums(windows: Mapping[int, tuple[date, date] | None]) -> pd.DataFrame:
     """Stored unit-level cells of measures: measure id → (first, last) period start, or None."""
     table = PeriodSums._meta.db_table
     parts: dict[str, list[np.ndarray]] = {
         name: [] for name in ("measure_id", "grain", "period", *(n for n, _d in UNIT_SUMS_COLUMNS))
     }
+    if not windows:
+        return _empty_cells("unit_id")
+    where, params = _windows_where(windows)
     with connection.cursor() as cursor:
-        for measure_id, window in windows.items():
-            sql = f"SELECT grain, period, data FROM {table} WHERE measure_id = %s"
-            params: list[Any] = [measure_id]
-            if window is not None:
-                sql += " AND period BETWEEN %s AND %s"
-                params += list(window)
-            cursor.execute(sql, params)
-            for grain, period, blob in cursor.fetchall():
-                columns = unpack_columns(blob, UNIT_SUMS_COLUMNS)
-                size = len(columns["unit_id"])
-                for name, values in columns.items():
-                    parts[name].append(values)
-                parts["measure_id"].append(np.full(size, measure_id, dtype="int64"))
-                parts["grain"].append(np.full(size, grain, dtype=object))
-                parts["period"].append(np.full(size, np.datetime64(period, "s")))
+        cursor.execute(f"SELECT measure_id, grain, period, data FROM {table} WHERE {where}", params)
+        for measure_id, grain, period, blob in cursor.fetchall():
+            columns = unpack_columns(blob, UNIT_SUMS_COLUMNS)
+            size = len(columns["unit_id"])
+            for name, values in columns.items():
+                parts[name].append(values)
+            parts["measure_id"].append(np.full(size, measure_id, dtype="int64"))
+            parts["grain"].append(np.full(size, grain, dtype=object))
+            parts["period"].append(np.full(size, np.datetime64(period, "s")))
     if not parts["measure_id"]:
         return _empty_cells("unit_id")
     frame = pd.DataFrame({name: np.concatenate(arrays) for name, arrays in parts.items()})
