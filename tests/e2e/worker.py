@@ -48,6 +48,9 @@ STOP_TIMEOUT = 20.0
 #: How long a test waits for the worker to finish one small import.
 IMPORT_TIMEOUT = 60.0
 _READY = re.compile(r"@\S+ ready\.")
+#: Celery's INFO lines for a task received and for one that ended (or will be retried).
+_RECEIVED = re.compile(r"Task \S+\[([0-9a-f-]+)\] received")
+_ENDED = re.compile(r"Task \S+\[([0-9a-f-]+)\] (?:succeeded|raised|retry|failed)")
 
 
 def worker_database_url() -> str:
@@ -241,6 +244,26 @@ class Worker:
         if self.process is None or self.process.poll() is not None:
             pytest.fail(f"The Celery worker is not running:\n{self.log_tail()}")
 
+    def wait_until_idle(self, timeout: float = IMPORT_TIMEOUT, settle: float = 0.5) -> None:
+        """Wait until every task the worker received has ended, and nothing new came for
+        ``settle`` seconds (a task queued by the one that just ended arrives a moment later)."""
+        deadline = time.monotonic() + timeout
+        idle_since = None
+        while time.monotonic() < deadline:
+            log = self.log()
+            received = set(_RECEIVED.findall(log))
+            ended = set(_ENDED.findall(log))
+            if received <= ended:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= settle:
+                    return
+            else:
+                idle_since = None
+            if self.process is None or self.process.poll() is not None:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"The worker was still busy after {timeout:.0f} s:\n{self.log_tail()}")
+
     def wait_for_batch(self, batch_id: int, timeout: float = IMPORT_TIMEOUT) -> ImportBatch:
         """Poll the database until the worker has finished the batch; fail after ``timeout``."""
         deadline = time.monotonic() + timeout
@@ -279,7 +302,7 @@ def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
 
 
 @pytest.fixture
-def worker_settings(celery_worker: Worker, settings) -> Worker:
+def worker_settings(celery_worker: Worker, settings) -> Iterator[Worker]:
     """Send tasks to the worker, store uploads where it reads them and share its cache.
 
     Requested by a test (not autouse), so it runs after the root conftest's autouse fixture
@@ -289,7 +312,10 @@ def worker_settings(celery_worker: Worker, settings) -> Worker:
     settings.CELERY_TASK_ALWAYS_EAGER = False  # even if LHS_CELERY_EAGER is set for the run
     settings.MEDIA_ROOT = celery_worker.media_root
     settings.CACHES = celery_worker.caches
-    return celery_worker
+    yield celery_worker
+    # An import queues a series refresh when it commits; the test may end before the worker
+    # has run it, and flushing the database under it deadlocks with its locks.
+    celery_worker.wait_until_idle()
 
 
 __all__ = ["IMPORT_TIMEOUT", "Worker", "celery_worker", "worker_settings"]
