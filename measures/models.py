@@ -266,6 +266,18 @@ class ImportBatch(models.Model):
         verbose_name=_("identical to"),
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # The worker process (host:pid) of the latest attempt: the sweeper re-queues a running
+    # batch only once that worker is gone (lhs/workers.py), never one that is merely slow.
+    claimed_by = models.CharField(_("worker"), max_length=200, blank=True, editable=False)
+    reverted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reverted by"),
+    )
+    reverted_at = models.DateTimeField(_("reverted"), null=True, blank=True)
     # The uploader's language, so the report reads in it although a worker writes it.
     language = models.CharField(_("language"), max_length=8, default="en")
     enqueued_at = models.DateTimeField(_("enqueued"), null=True, blank=True)
