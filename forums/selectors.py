@@ -24,3 +24,14 @@ def roles_for_user(user) -> set[str]:
     if user.affiliations.exists():
         roles.add("clinician")
     return roles
+
+
+def support_staff_emails() -> list[str]:
+    """E-mail addresses of the support unit's active members (who hear of server faults)."""
+    return sorted(
+        set(
+            Membership.objects.filter(forum__kind=ForumKind.SUPPORT_UNIT, user__is_active=True)
+            .exclude(user__email="")
+            .values_list("user__email", flat=True)
+        )
+    )

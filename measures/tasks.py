@@ -4,15 +4,18 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from . import services
+from .services import INFRASTRUCTURE_ERRORS, MAX_ATTEMPTS
 
 
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError,),
+    # Only faults of the database connection are worth another attempt; the batch counts
+    # its attempts and fails after the last one (services.import_batch_process).
+    autoretry_for=INFRASTRUCTURE_ERRORS,
     retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
+    retry_backoff_max=60,
+    max_retries=MAX_ATTEMPTS - 1,
     soft_time_limit=55 * 60,
     time_limit=60 * 60,
 )
