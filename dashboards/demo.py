@@ -1620,7 +1620,7 @@ def _import(
             if batch.status != ImportStatus.SUCCEEDED:
                 problems = "; ".join(
                     f"row {e['row']} {e['column']} {e['value']!r}: {e['message']}"
-                    for e in batch.errors[:10]
+                    for e in batch.rendered_errors[:10]
                 )
                 raise DemoError(
                     f"Import of {path.name} (batch #{batch.pk}) {batch.get_status_display()}: "

@@ -13,16 +13,19 @@ import codecs
 import csv
 import hashlib
 import hmac
+import os
 import re
+import tempfile
+import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+
+from .problems import SUMMARY_ROWS, clip, render
 
 PATIENT = "patient"
 AGGREGATE = "aggregate"
@@ -45,7 +48,15 @@ SHAPE_COLUMNS = {
 _ALIAS_TO_COLUMN = {alias: col for col, aliases in COLUMN_ALIASES.items() for alias in aliases}
 
 CHUNK_ROWS = 250_000
+#: A chunk holds at most about this many cells and bytes of text, whatever the file's shape:
+#: a normal 4–6 column file keeps CHUNK_ROWS rows a chunk, a wide or long-lined one fewer.
+CHUNK_CELLS = 2_000_000
+CHUNK_BYTES = 64 << 20
 MAX_ERRORS = 10_000
+#: Caps that reject a file at once, before pandas reads it: no import file needs more.
+MAX_HEADER_BYTES = 8 << 10
+MAX_COLUMNS = 50
+MAX_ROW_BYTES = 64 << 10
 _BLOCK = 1 << 20
 
 
@@ -66,22 +77,50 @@ class MeasureSpec:
 
 @dataclass(frozen=True, order=True)
 class RowError:
+    """One problem: where (row, column, the cell's text) and what (a code and parameters).
+
+    The sentence (``message``) is rendered in the active language when read, so a report
+    written by a worker reads in each reader's language. The cell's text is cut to
+    ``problems.VALUE_CHARS`` here, so ten thousand errors never hold ten thousand long cells.
+    """
+
     row: int  # 1-based row in the file; the header is row 1; 0 for the file as a whole
     column: str
     value: str
-    message: str
+    code: str
+    params: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "column", clip(self.column))
+        object.__setattr__(self, "value", clip(self.value))
+
+    @property
+    def message(self) -> str:
+        return render(self.code, self.params, value=self.value)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {
+            "row": self.row,
+            "column": self.column,
+            "value": self.value,
+            "code": self.code,
+            "params": self.params,
+        }
 
 
 class FileRejected(Exception):
-    """The file cannot be read at all (encoding, header, personal identity numbers, …)."""
+    """The file cannot be read at all (encoding, header, personal identity numbers, …).
 
-    def __init__(self, errors: list[RowError], *, personal_numbers: bool = False):
-        super().__init__("; ".join(e.message for e in errors[:3]))
+    ``rows_total`` is how many data rows the file holds (its lines less the header).
+    """
+
+    def __init__(
+        self, errors: list[RowError], *, personal_numbers: bool = False, rows_total: int = 0
+    ):
+        super().__init__("; ".join(e.code for e in errors[:3]))
         self.errors = errors
         self.personal_numbers = personal_numbers
+        self.rows_total = rows_total
 
 
 @dataclass
@@ -94,6 +133,10 @@ class FileLayout:
     positions: dict[str, int]
     line_count: int
     ignored_columns: list[str] = field(default_factory=list)
+    #: The longest line in bytes (with its line break), to size the chunks.
+    longest_line: int = 0
+    #: The file pandas reads: the upload, or a copy with CR line endings made LF.
+    path: Path | None = None
 
 
 # --- personal identity numbers -------------------------------------------------------------
@@ -167,45 +210,121 @@ def detect_encoding(path: Path) -> str:
     return "cp1252"
 
 
+#: Control characters no CSV text holds (tab, line feed and carriage return excepted).
+_CONTROL = bytes([*range(1, 9), 11, 12, *range(14, 32), 127])
+_SAMPLE = 64 << 10
+
+
+def _kilobytes(size: int) -> str:
+    return f"{size / 1024:,.0f} kB" if size >= 10 * 1024 else f"{size:,} B"
+
+
+def _names(header: list[str], limit: int = 10) -> str:
+    """The first few column names, each cut short: never a whole (huge) header."""
+    shown = ", ".join(clip(name, 40) for name in header[:limit])
+    return (shown + ", …" if len(header) > limit else shown) or "-"
+
+
+def _scan_lines(path: Path) -> tuple[int, int, int]:
+    """Lines in the file, the longest one's length in bytes and its row (1-based).
+
+    Block by block with numpy: the positions of the line feeds give every line's length
+    without a Python loop over lines.
+    """
+    lines = longest = longest_row = 0
+    open_line = 0  # bytes of the line still open at the end of the previous block
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            feeds = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            if not len(feeds):
+                open_line += len(block)
+                continue
+            lengths = np.diff(feeds, prepend=-1)
+            lengths[0] += open_line
+            at = int(lengths.argmax())
+            if lengths[at] > longest:
+                longest, longest_row = int(lengths[at]), lines + at + 1
+            lines += len(feeds)
+            open_line = len(block) - int(feeds[-1]) - 1
+    if open_line:
+        # A last line without a newline is a row too.
+        lines += 1
+        if open_line > longest:
+            longest, longest_row = open_line, lines
+    return lines, longest, longest_row
+
+
+def _lf_copy(path: Path) -> Path:
+    """A copy of a file with CR-only line endings (Excel for Mac's "CSV (Macintosh)") with
+    LF endings, so row numbers and the byte scans work as for any other file."""
+    handle, name = tempfile.mkstemp(prefix="lhs-import-", suffix=".csv")
+    with open(path, "rb") as source, os.fdopen(handle, "wb") as copy:
+        while block := source.read(_BLOCK):
+            copy.write(block.replace(b"\r", b"\n"))
+    return Path(name)
+
+
 def read_layout(path: Path) -> FileLayout:
-    """Encoding, separator, row shape and column positions, from the header line."""
+    """Encoding, separator, row shape and column positions, from the header line.
+
+    Rejects at once, before any parsing, what no import file looks like: a binary file, a
+    header over MAX_HEADER_BYTES or MAX_COLUMNS, a row over MAX_ROW_BYTES.
+    """
+    path = Path(path)
     encoding = detect_encoding(path)
     with open(path, "rb") as fh:
-        first = fh.readline()
-        line_count = 1 if first else 0
-        last = first
-        while block := fh.read(_BLOCK):
-            line_count += block.count(b"\n")
-            last = block
-        # A last line without a newline is a row too.
-        if last and not last.endswith(b"\n") and last is not first:
-            line_count += 1
+        sample = fh.read(_SAMPLE)
+    read_path = path
+    if b"\r" in sample and b"\n" not in sample:
+        read_path = _lf_copy(path)
+        sample = sample.replace(b"\r", b"\n")
+    line_count, longest, longest_row = _scan_lines(read_path)
+    rows_total = max(line_count - 1, 0)
+
+    def reject(row: int, code: str, value: str = "", **params) -> FileRejected:
+        if read_path != path:
+            read_path.unlink(missing_ok=True)
+        return FileRejected([RowError(row, "", value, code, params)], rows_total=rows_total)
+
+    with open(read_path, "rb") as fh:
+        first = fh.readline(MAX_HEADER_BYTES + 1)
     if b"\x00" in first:
         # A workbook (.xlsx is a zip) or UTF-16 text ("Unicode text" from Excel), not CSV.
-        raise FileRejected(
-            [
-                RowError(
-                    1,
-                    "",
-                    "",
-                    _(
-                        "This is not a CSV text file (it holds NUL bytes: an Excel workbook or "
-                        "UTF-16 text?). Save it as CSV (comma or semicolon separated, UTF-8 or "
-                        "Windows-1252) and upload that."
-                    ),
-                )
-            ]
-        )
+        raise reject(1, "not_csv_nul")
+    control = sum(sample.count(byte) for byte in _CONTROL)
+    if control > max(8, len(sample) // 100):
+        raise reject(1, "not_csv_binary")
+    if len(first) > MAX_HEADER_BYTES:
+        raise reject(1, "header_too_long", limit=_kilobytes(MAX_HEADER_BYTES))
     try:
         header_text = first.decode(encoding).lstrip("\ufeff").rstrip("\r\n")
     except UnicodeDecodeError:
         header_text = first.decode("latin-1").rstrip("\r\n")
     if not header_text.strip():
-        raise FileRejected([RowError(1, "", "", _("The file is empty or its first row is blank."))])
+        raise reject(1, "empty_header")
     separator = ";" if header_text.count(";") > header_text.count(",") else ","
     if header_text.count("\t") > max(header_text.count(";"), header_text.count(",")):
         separator = "\t"
-    header = next(csv.reader([header_text], delimiter=separator))
+    try:
+        header = next(csv.reader([header_text], delimiter=separator), [])
+    except csv.Error as exc:
+        raise reject(1, "header_unreadable", error=clip(exc)) from exc
+    if len(header) > MAX_COLUMNS:
+        raise reject(
+            1,
+            "too_many_columns",
+            count=f"{len(header):,}",
+            limit=MAX_COLUMNS,
+            header=_names(header),
+        )
+    if longest > MAX_ROW_BYTES:
+        raise reject(
+            longest_row,
+            "row_too_long",
+            row=longest_row,
+            size=_kilobytes(longest),
+            limit=_kilobytes(MAX_ROW_BYTES),
+        )
     positions: dict[str, int] = {}
     errors: list[RowError] = []
     ignored: list[str] = []
@@ -215,29 +334,12 @@ def read_layout(path: Path) -> FileLayout:
             ignored.append(raw)
             continue
         if column in positions:
-            errors.append(
-                RowError(
-                    1,
-                    raw,
-                    raw,
-                    _("Column %(column)s appears twice in the header.") % {"column": repr(column)},
-                )
-            )
+            errors.append(RowError(1, raw, raw, "column_twice", {"column": repr(column)}))
         positions[column] = index
     is_aggregate = any(c in positions for c in ("period_start", "numerator", "denominator"))
     is_patient = any(c in positions for c in ("date", "value"))
     if is_aggregate and is_patient:
-        errors.append(
-            RowError(
-                1,
-                "",
-                header_text,
-                _(
-                    "The header mixes patient-level columns (date, value) with pre-aggregated "
-                    "columns (period_start, numerator, denominator); use one shape per file."
-                ),
-            )
-        )
+        errors.append(RowError(1, "", header_text, "mixed_shapes"))
     shape = AGGREGATE if is_aggregate else PATIENT
     required, _optional = SHAPE_COLUMNS[shape]
     for column in required:
@@ -247,20 +349,24 @@ def read_layout(path: Path) -> FileLayout:
                     1,
                     column,
                     "",
-                    _(
-                        "Missing column %(column)s. This file needs the columns %(required)s; "
-                        "its header has %(header)s."
-                    )
-                    % {
+                    "missing_column",
+                    {
                         "column": repr(column),
                         "required": ", ".join(required),
-                        "header": ", ".join(header) or "-",
+                        "header": _names(header),
                     },
                 )
             )
     if errors:
-        raise FileRejected(errors)
-    return FileLayout(encoding, separator, shape, header, positions, line_count, ignored)
+        if read_path != path:
+            read_path.unlink(missing_ok=True)
+        raise FileRejected(errors, rows_total=rows_total)
+    layout = FileLayout(
+        encoding, separator, shape, header, positions, line_count, ignored, longest, read_path
+    )
+    if read_path != path:
+        weakref.finalize(layout, read_path.unlink, missing_ok=True)
+    return layout
 
 
 def scan_personal_numbers(path: Path, layout: FileLayout, limit: int = 100) -> list[RowError]:
@@ -273,7 +379,7 @@ def scan_personal_numbers(path: Path, layout: FileLayout, limit: int = 100) -> l
     found: list[RowError] = []
     row_offset = 0  # rows before the current block
     carry = b""
-    with open(path, "rb") as fh:
+    with open(layout.path or path, "rb") as fh:
         while len(found) < limit:
             block = fh.read(4 * _BLOCK)
             if not block and not carry:
@@ -297,12 +403,7 @@ def scan_personal_numbers(path: Path, layout: FileLayout, limit: int = 100) -> l
                         column,
                         # Not even the birth date: a masked value that still shows the shape.
                         "*" * len(match.group(1)) + "-****",
-                        _(
-                            "This looks like a Swedish personal identity number "
-                            "(personnummer or samordningsnummer). Identity numbers must "
-                            "never be uploaded: replace them with a pseudonymous key "
-                            "before exporting. Nothing from this file was imported."
-                        ),
+                        "personal_number",
                     )
                 )
                 if len(found) >= limit:
@@ -358,16 +459,6 @@ def _period_start_ok(dates: pd.Series, frequency: pd.Series) -> pd.Series:
     return weekly | monthly | quarterly
 
 
-PERIOD_NAMES = {
-    "week": gettext_lazy("week"),
-    "month": gettext_lazy("month"),
-    "quarter": gettext_lazy("quarter"),
-}
-PERIOD_STARTS = {
-    "week": gettext_lazy("a Monday"),
-    "month": gettext_lazy("the first day of a month"),
-    "quarter": gettext_lazy("the first day of a quarter (1 January, 1 April, 1 July or 1 October)"),
-}
 CLEAN_COLUMNS = (
     "row",
     "measure_id",
@@ -399,6 +490,7 @@ class ImportFile:
         subject_secret: bytes,
         chunk_rows: int = CHUNK_ROWS,
         max_errors: int = MAX_ERRORS,
+        inactive_unit_ids: set[int] | frozenset[int] = frozenset(),
     ):
         self.path = Path(path)
         self.measures = {code.lower(): spec for code, spec in measures.items()}
@@ -411,17 +503,33 @@ class ImportFile:
         }
         self.units = {code.upper(): unit_id for code, unit_id in units.items()}
         self.allowed_unit_ids = allowed_unit_ids
+        self.inactive_unit_ids = set(inactive_unit_ids)
         self.today = pd.Timestamp(today)
         self.subject_secret = subject_secret
-        self.chunk_rows = chunk_rows
         self.max_errors = max_errors
         self.errors: list[RowError] = []
         self.error_count = 0
+        #: code → [how many rows have it, its first rows]: every problem, also those not kept.
+        self.problems: dict[str, list] = {}
         self.rows_total = 0
         self.layout = read_layout(self.path)
         personal_numbers = scan_personal_numbers(self.path, self.layout)
         if personal_numbers:
-            raise FileRejected(personal_numbers, personal_numbers=True)
+            raise FileRejected(
+                personal_numbers,
+                personal_numbers=True,
+                rows_total=max(self.layout.line_count - 1, 0),
+            )
+        # A chunk's memory is bounded by its cells and its bytes, not by its rows alone.
+        columns = max(len(self.layout.header), 1)
+        self.chunk_rows = max(
+            1,
+            min(
+                chunk_rows,
+                CHUNK_CELLS // columns,
+                CHUNK_BYTES // max(self.layout.longest_line, 1),
+            ),
+        )
         # (measure_id, unit_id, period) → first row, to refuse a period given twice in one file.
         self._aggregate_keys: dict[tuple[int, int, int], int] = {}
         # Per file: how often each row content has been seen, and subject keys hashed so far.
@@ -440,16 +548,23 @@ class ImportFile:
     # errors --------------------------------------------------------------------------------
 
     def _add_errors(
-        self, rows: pd.Series, column: str, values: pd.Series, specs: pd.Series, message
+        self,
+        rows: pd.Series,
+        column: str,
+        values: pd.Series,
+        specs: pd.Series,
+        code: str,
+        params: dict | None = None,
     ) -> None:
         """Record one error per row in ``rows`` (the file row numbers where the check failed).
 
-        ``message`` is a text, or a function of the cell's value and the row's measure.
+        The error's parameters are ``params`` and what the row's measure allows.
         """
         count = len(rows)
         if not count:
             return
         self.error_count += count
+        self._count_problem(code, count, rows.iloc[:SUMMARY_ROWS].tolist())
         room = self.max_errors - len(self.errors)
         if room <= 0:
             return
@@ -458,8 +573,22 @@ class ImportFile:
             rows.iloc[:room], values.iloc[:room], specs.iloc[:room], strict=True
         ):
             self.errors.append(
-                RowError(int(row), header, str(value), _explain(message, value, spec))
+                RowError(int(row), header, value, code, {**_spec_params(spec), **(params or {})})
             )
+
+    def _count_problem(self, code: str, count: int, first_rows: list[int]) -> None:
+        """Count every problem by code, and keep each code's first rows (the summary)."""
+        found = self.problems.get(code)
+        if found is None:
+            self.problems[code] = [count, sorted(int(r) for r in first_rows)[:SUMMARY_ROWS]]
+        else:
+            found[0] += count
+            found[1] = sorted({*found[1], *(int(r) for r in first_rows)})[:SUMMARY_ROWS]
+
+    def problem_summary(self) -> list[dict]:
+        """Every distinct problem: its code, how many rows have it, the first of them, and the
+        first stored example (for its sentence)."""
+        return summarise(self.errors, self.problems)
 
     def _header_name(self, column: str) -> str:
         index = self.layout.positions.get(column)
@@ -473,7 +602,7 @@ class ImportFile:
         # count against the header's. With ``usecols`` (or a header row) it silently drops
         # extra fields, so an unquoted decimal comma (12,5) would be imported as 12.
         return pd.read_csv(
-            self.path,
+            layout.path or self.path,
             sep=layout.separator,
             encoding=layout.encoding,
             header=None,
@@ -506,34 +635,39 @@ class ImportFile:
                 clean = self._validate(raw)
                 if len(clean):
                     yield clean
-        except pd.errors.ParserError as exc:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, OverflowError) as exc:
             self._parser_error(exc)
         except UnicodeDecodeError as exc:  # pragma: no cover - detect_encoding guards this
-            self.errors.append(
-                RowError(0, "", "", _("Unreadable characters: %(error)s") % {"error": exc})
-            )
-            self.error_count += 1
+            self._append(RowError(0, "", "", "unreadable_characters", {"error": clip(exc)}))
         order = {name: index for index, name in enumerate(self.layout.header)}
-        self.errors.sort(key=lambda e: (e.row, order.get(e.column, len(order)), e.message))
+        self.errors.sort(key=lambda e: (e.row, order.get(e.column, len(order)), e.code))
 
     def _parser_error(self, exc: Exception) -> None:
         text = str(exc)
         match = re.search(r"line (\d+), saw (\d+)", text)
         expected = re.search(r"Expected (\d+) fields", text)
         if match and expected:
-            row = int(match.group(1))
-            message = _(
-                "The row has %(found)s fields where the header has %(expected)s: check the "
-                "separator (%(separator)s) and quoting."
-            ) % {
-                "found": match.group(2),
-                "expected": expected.group(1),
-                "separator": repr(self.layout.separator),
-            }
+            error = RowError(
+                int(match.group(1)),
+                "",
+                "",
+                "field_count",
+                {
+                    "found": match.group(2),
+                    "expected": expected.group(1),
+                    "separator": repr(self.layout.separator),
+                },
+            )
         else:
-            row, message = 0, _("The file cannot be read as CSV: %(error)s") % {"error": text}
-        self.errors.append(RowError(row, "", "", message))
+            error = RowError(0, "", "", "unreadable_csv", {"error": clip(text)})
+        self._append(error)
+
+    def _append(self, error: RowError) -> None:
+        """Count one problem, and keep it while there is room."""
         self.error_count += 1
+        self._count_problem(error.code, 1, [error.row])
+        if len(self.errors) < self.max_errors:
+            self.errors.append(error)
 
     # validation ----------------------------------------------------------------------------
 
@@ -546,7 +680,7 @@ class ImportFile:
 
         failed_cells: dict[str, pd.Series] = {}
 
-        def fail(mask: pd.Series, column: str, message: str) -> None:
+        def fail(mask: pd.Series, column: str, code: str, params: dict | None = None) -> None:
             """Report rows where ``mask`` holds: every problem of a row, one per cell."""
             nonlocal bad
             done = failed_cells.get(column)
@@ -555,27 +689,29 @@ class ImportFile:
                 mask &= ~done
             if mask.any():
                 specs = codes[mask].map(self.measures)
-                self._add_errors(rows[mask], column, raw.loc[mask, column], specs, message)
+                self._add_errors(rows[mask], column, raw.loc[mask, column], specs, code, params)
                 failed_cells[column] = mask if done is None else done | mask
                 bad = bad | mask
 
-        fail(measure_text == "", "measure_code", _("Missing measure code."))
-        fail(measure_id.isna(), "measure_code", _("Unknown measure %(value)s."))
+        fail(measure_text == "", "measure_code", "missing_measure")
+        fail(measure_id.isna(), "measure_code", "unknown_measure")
         unit_id = _lookup(unit_text.str.upper(), self.units)
-        fail(unit_text == "", "unit_code", _("Missing unit code."))
-        fail(unit_id.isna(), "unit_code", _("Unknown unit %(value)s."))
+        fail(unit_text == "", "unit_code", "missing_unit")
+        fail(unit_id.isna(), "unit_code", "unknown_unit")
+        if self.inactive_unit_ids:
+            fail(unit_id.isin(self.inactive_unit_ids), "unit_code", "inactive_unit")
         if self.allowed_unit_ids is not None:
             fail(
                 ~unit_id.isin(self.allowed_unit_ids),
                 "unit_code",
-                _("You may not import data for unit %(value)s."),
+                "unit_not_allowed",
             )
 
         for spec in self._scoped:
             fail(
                 (measure_id == spec.id) & unit_id.notna() & ~unit_id.isin(spec.unit_ids),
                 "unit_code",
-                _("%(code)s belongs to %(owner)s and takes no data for unit %(value)s."),
+                "measure_scope",
             )
 
         known = codes.where(~bad)
@@ -587,10 +723,10 @@ class ImportFile:
         date_column = "date" if self.shape == PATIENT else "period_start"
         date_text = raw[date_column]
         dates = pd.to_datetime(date_text, format="%Y-%m-%d", errors="coerce")
-        fail(date_text == "", date_column, _("Missing date."))
-        fail(dates.isna(), date_column, _("%(value)s is not a date in ISO form (YYYY-MM-DD)."))
-        fail(dates > self.today, date_column, _("%(value)s is in the future."))
-        fail(dates.dt.year < 1990, date_column, _("%(value)s is before 1990."))
+        fail(date_text == "", date_column, "missing_date")
+        fail(dates.isna(), date_column, "not_iso_date")
+        fail(dates > self.today, date_column, "future_date")
+        fail(dates.dt.year < 1990, date_column, "before_1990")
 
         out = pd.DataFrame({"row": rows, "date": dates}, index=raw.index)
         if self.shape == PATIENT:
@@ -598,29 +734,23 @@ class ImportFile:
             fail(
                 kind == "rate",
                 "value",
-                _(
-                    "A rate needs events and exposure: send this measure as pre-aggregated rows "
-                    "(period_start, numerator, denominator)."
-                ),
+                "rate_needs_aggregate",
             )
             fail(
                 (kind == "proportion") & ~value.isin([0.0, 1.0]),
                 "value",
-                _(
-                    "%(value)s is not 0 or 1: a proportion's patient-level row says whether the "
-                    "patient counts in the numerator (1) or not (0)."
-                ),
+                "proportion_not_0_1",
             )
-            fail((kind == "count") & (value < 0), "value", _("A count cannot be negative."))
+            fail((kind == "count") & (value < 0), "value", "count_negative")
             fail(
                 (kind == "count") & (value != np.round(value)),
                 "value",
-                _("%(value)s: events and patients are counted in whole numbers."),
+                "not_whole",
             )
             fail(
                 (value < low) | (value > high),
                 "value",
-                _("%(value)s is outside the valid range of %(code)s (%(min)s to %(max)s)."),
+                "out_of_range",
             )
             out["value"] = value
             out["numerator"] = np.nan
@@ -636,43 +766,35 @@ class ImportFile:
             fail(
                 (raw["denominator"] == "") & (kind != "count"),
                 "denominator",
-                _("Missing denominator."),
+                "missing_denominator",
             )
-            fail(numerator < 0, "numerator", _("The numerator cannot be negative."))
-            fail(denominator <= 0, "denominator", _("The denominator must be above zero."))
+            fail(numerator < 0, "numerator", "numerator_negative")
+            fail(denominator <= 0, "denominator", "denominator_not_positive")
             fail(
                 (kind == "proportion") & (denominator > 0) & (numerator > denominator),
                 "numerator",
-                _("The numerator %(value)s is above the denominator."),
+                "numerator_above_denominator",
             )
             fail(
                 kind.isin(["count", "rate", "proportion"]) & (numerator != np.round(numerator)),
                 "numerator",
-                _("%(value)s: events and patients are counted in whole numbers."),
+                "not_whole",
             )
             fail(
                 (kind == "mean") & (denominator != np.round(denominator)),
                 "denominator",
-                _(
-                    "%(value)s: for a mean the denominator is the number of ratings, a whole number."
-                ),
+                "mean_denominator_whole",
             )
             mean = numerator / denominator
             fail(
                 (kind == "mean") & ((mean < low) | (mean > high)),
                 "numerator",
-                _(
-                    "The mean (numerator / denominator) is outside the valid range of %(code)s "
-                    "(%(min)s to %(max)s)."
-                ),
+                "mean_out_of_range",
             )
             fail(
                 frequency.notna() & dates.notna() & ~_period_start_ok(dates, frequency),
                 "period_start",
-                _(
-                    "%(value)s is not the start of a period: %(code)s is reported per "
-                    "%(frequency)s, so period_start must be %(period_start)s."
-                ),
+                "not_period_start",
             )
             subject_ints = np.zeros(len(raw), dtype="int64")
             out["value"] = np.nan
@@ -751,9 +873,9 @@ class ImportFile:
         text = raw[column]
         numbers, ambiguous = parse_numbers(text)
         if required:
-            fail(text == "", column, _("Missing %(column)s.") % {"column": column})
-        fail(ambiguous, column, _("%(value)s mixes a decimal point and a decimal comma."))
-        fail(numbers.isna() & (text != ""), column, _("%(value)s is not a number."))
+            fail(text == "", column, "missing_value", params={"column": column})
+        fail(ambiguous, column, "mixed_decimal")
+        fail(numbers.isna() & (text != ""), column, "not_a_number")
         return numbers
 
     def _drop_repeated_periods(self, out: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
@@ -768,17 +890,15 @@ class ImportFile:
             first = self._aggregate_keys.setdefault(key, int(row))
             if first != row:
                 keep[i] = False
-                self.error_count += 1
-                if len(self.errors) < self.max_errors:
-                    self.errors.append(
-                        RowError(
-                            int(row),
-                            self._header_name("period_start"),
-                            str(raw.at[row, "period_start"]),
-                            _("Row %(row)s already gives this measure, unit and period.")
-                            % {"row": first},
-                        )
+                self._append(
+                    RowError(
+                        int(row),
+                        self._header_name("period_start"),
+                        str(raw.at[row, "period_start"]),
+                        "repeated_period",
+                        {"row": first},
                     )
+                )
         return out[keep]
 
 
@@ -824,19 +944,57 @@ def _lookup(keys: pd.Series, table: Mapping) -> pd.Series:
     return pd.Series(found[codes], index=keys.index)
 
 
-def _explain(message: str, value: str, spec: MeasureSpec | float) -> str:
-    """Fill a message template with the cell's value and what the row's measure allows."""
+def _spec_params(spec: MeasureSpec | float) -> dict:
+    """What a row's measure allows, as a problem's parameters (the frequency as its key)."""
     if not isinstance(spec, MeasureSpec):  # unknown measure: NaN in the lookup
-        return message % {"value": repr(value)}
-    return message % {
-        "value": repr(value),
+        return {}
+    return {
         "code": spec.code,
         "min": _fmt(spec.value_min),
         "max": _fmt(spec.value_max),
-        "frequency": PERIOD_NAMES[spec.frequency],
+        "frequency": spec.frequency,
         "owner": spec.owner,
-        "period_start": PERIOD_STARTS[spec.frequency],
     }
+
+
+def summarise(errors: list[RowError], counts: Mapping[str, list] | None = None) -> list[dict]:
+    """Each distinct problem once, in the order first met: code, count, first rows, example.
+
+    ``counts`` (code → [count, first rows]) covers errors beyond the ones kept; without it
+    the kept errors are counted.
+    """
+    examples: dict[str, RowError] = {}
+    tally: dict[str, list] = {}
+    for error in errors:
+        examples.setdefault(error.code, error)
+        found = tally.setdefault(error.code, [0, []])
+        found[0] += 1
+        if len(found[1]) < SUMMARY_ROWS:
+            found[1].append(error.row)
+    if counts:
+        tally = {code: [found[0], list(found[1])] for code, found in counts.items()}
+    summary = []
+    for code, (count, rows) in tally.items():
+        example = examples.get(code)
+        summary.append(
+            {
+                "code": code,
+                "count": count,
+                "rows": rows,
+                "example": (
+                    {
+                        "row": example.row,
+                        "column": example.column,
+                        "value": example.value,
+                        "params": example.params,
+                    }
+                    if example is not None
+                    else {}
+                ),
+            }
+        )
+    summary.sort(key=lambda item: (item["rows"][:1] or [0], item["code"]))
+    return summary
 
 
 def _fmt(number: float | None) -> str:

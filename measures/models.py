@@ -256,7 +256,15 @@ class ImportBatch(models.Model):
     rows_existing = models.PositiveIntegerField(_("rows already present"), default=0)
     error_count = models.PositiveIntegerField(_("errors"), default=0)
     errors = models.JSONField(_("row errors"), default=list, blank=True)
+    #: Each distinct problem once: code, count, first rows and an example (problems.py).
+    problem_summary = models.JSONField(_("problem summary"), default=list, blank=True)
+    #: Every problem (up to importing.MAX_ERRORS) as CSV; ``errors`` keeps only the first.
+    report = models.FileField(_("full report"), upload_to="imports/reports/%Y/%m/", blank=True)
+    # Old rows: the sentence as written. New rows: also a code and parameters, rendered in
+    # the reader's language (problems.batch_message).
     message = models.TextField(_("message"), blank=True)
+    message_code = models.CharField(_("message code"), max_length=40, blank=True)
+    message_params = models.JSONField(_("message parameters"), default=dict, blank=True)
     duplicate_of = models.ForeignKey(
         "self",
         on_delete=models.SET_NULL,
@@ -297,6 +305,13 @@ class ImportBatch(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING)
+
+    @property
+    def rendered_errors(self) -> list[dict]:
+        """The stored report entries, each with its ``message`` in the active language."""
+        from .problems import rendered_errors
+
+        return rendered_errors(self.errors)
 
 
 class Observation(models.Model):

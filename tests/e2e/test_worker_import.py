@@ -101,7 +101,7 @@ def test_invalid_upload_is_rejected_by_the_worker_and_nothing_is_written(org, wo
         (5, "unit_code", "AFF-02"),
         (6, "date", "2024-13-01"),
     ]
-    messages = [e["message"] for e in batch.errors]
+    messages = [e["message"] for e in batch.rendered_errors]
     assert "outside the valid range of honos-total (0 to 48)" in messages[0]
     assert "Unknown measure" in messages[1]
     assert "may not import data for unit" in messages[2]

@@ -44,7 +44,7 @@ class Command(BaseCommand):
         batch = import_batch_process(batch_id=batch.pk) or batch
         batch.refresh_from_db()
         self.stdout.write(f"Batch #{batch.pk}: {batch.get_status_display()}. {batch.message}")
-        for error in batch.errors:
+        for error in batch.rendered_errors:
             self.stdout.write(
                 f"  row {error['row']}, {error['column']}: {error['value']!r}: {error['message']}"
             )
