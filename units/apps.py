@@ -7,4 +7,7 @@ class UnitsConfig(AppConfig):
     verbose_name = _("Organisation")
 
     def ready(self):
-        from . import schema  # noqa: F401  (registers the OpenAPI extension)
+        from . import (
+            schema,  # noqa: F401  (registers the OpenAPI extension)
+            signals,  # noqa: F401  (audit receivers for log-ins and admin changes)
+        )

@@ -8,7 +8,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .enums import UnitKind
+from .enums import AuditAction, UnitKind
 
 
 class Division(models.Model):
@@ -149,3 +149,56 @@ class ApiToken(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None and self.revoked_at <= timezone.now()
+
+
+class AuditLogIsAppendOnly(Exception):
+    """Raised on any attempt to change or delete audit events outside the retention purge."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditLogIsAppendOnly("audit events cannot be changed")
+
+    def delete(self):
+        raise AuditLogIsAppendOnly("audit events are removed only by the retention purge")
+
+    def _purge(self) -> int:
+        """Delete without the guard: only ``units.audit.audit_events_purge`` calls this."""
+        return super().delete()[0]
+
+
+class AuditEvent(models.Model):
+    """Who did what, when and from where: append-only.
+
+    The actor is kept as id and name, not as a foreign key, so that deleting a user neither
+    deletes nor rewrites their trail.
+    """
+
+    at = models.DateTimeField(_("when"), default=timezone.now, db_index=True, editable=False)
+    actor_id = models.BigIntegerField(_("actor id"), null=True, blank=True, editable=False)
+    actor_name = models.CharField(_("actor"), max_length=150, blank=True, editable=False)
+    action = models.CharField(
+        _("action"), max_length=32, choices=AuditAction.choices, db_index=True, editable=False
+    )
+    target = models.CharField(_("target"), max_length=255, blank=True, editable=False)
+    detail = models.JSONField(_("detail"), default=dict, blank=True, editable=False)
+    ip_address = models.GenericIPAddressField(_("address"), null=True, blank=True, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("audit events cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("audit events are removed only by the retention purge")

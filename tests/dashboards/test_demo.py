@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.db.models import Avg, Count, Max, Min, Sum
+from django.test import RequestFactory
 
 from dashboards.demo import (
     DIVISION_CODE,
@@ -167,7 +168,9 @@ def test_one_account_per_role(demo):
         "board",
         "admin",
     }
-    assert authenticate(username="clinician", password=PASSWORD) == clinician
+    # django-axes checks every log-in against its throttle: it needs the request.
+    login = RequestFactory().post("/accounts/login/")
+    assert authenticate(login, username="clinician", password=PASSWORD) == clinician
     # And a handful of extra staff in the units.
     extra = Affiliation.objects.exclude(user__username__in=[x.username for x in demo.logins])
     assert extra.values("user").distinct().count() >= 4
