@@ -17,6 +17,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from forums.rules import is_support_staff
+from units.audit import audit_record
 
 from .bulk import ObservationWriter, RowsAlreadyPresent
 from .enums import ImportSource, ImportStatus, RowShape, Scope
@@ -83,6 +84,7 @@ def import_batch_create(
         )
         batch.file.save(name, upload, save=False)
         batch.save()
+        audit_record(actor=user, action="import_upload", target=f"import batch {batch.pk}")
         if enqueue:
             # Robust: with the broker down the batch is saved all the same and the sweeper
             # sends it later; the uploader must not see an error for a file we hold.
@@ -405,6 +407,7 @@ def import_batch_revert(*, batch: ImportBatch, user) -> int:
             for (measure_id, unit_id), (lo, hi) in batch_windows(batch.pk).items()
         ]
         deleted, _counts = batch.observations.all().delete()
+        audit_record(actor=user, action="import_revert", target=f"import batch {batch.pk}")
         if windows:
             transaction.on_commit(lambda: _enqueue_series_windows(windows), robust=True)
         ImportBatch.objects.filter(pk=batch.pk).update(
