@@ -216,7 +216,7 @@ _SAMPLE = 64 << 10
 
 
 def _kilobytes(size: int) -> str:
-    return f"{size / 1024:,.0f} kB" if size >= 10 * 1024 else f"{size:,} B"
+    return f"{size / 1024:,.0f} kB" if size >= 1024 else f"{size:,} B"
 
 
 def _names(header: list[str], limit: int = 10) -> str:
@@ -281,10 +281,10 @@ def read_layout(path: Path) -> FileLayout:
     line_count, longest, longest_row = _scan_lines(read_path)
     rows_total = max(line_count - 1, 0)
 
-    def reject(row: int, code: str, value: str = "", **params) -> FileRejected:
+    def reject(at: int, code: str, **params) -> FileRejected:
         if read_path != path:
             read_path.unlink(missing_ok=True)
-        return FileRejected([RowError(row, "", value, code, params)], rows_total=rows_total)
+        return FileRejected([RowError(at, "", "", code, params)], rows_total=rows_total)
 
     with open(read_path, "rb") as fh:
         first = fh.readline(MAX_HEADER_BYTES + 1)
