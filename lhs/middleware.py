@@ -3,11 +3,21 @@
 Load balancers and container health checks call it by IP over plain HTTP.
 """
 
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse
 
+from .workers import MISSING_SECONDS, seconds_since_seen
+
 
 class HealthCheckMiddleware:
+    """``/healthz``: 200 while the database answers (what a load balancer needs), 503 if not.
+
+    The body tells the rest of the truth, one line each, for people and monitoring: the
+    cache and broker (Redis in production) and when a background worker was last seen. The
+    first line is ``ok`` when all are well and ``degraded`` when imports would wait.
+    """
+
     path = "/healthz"
 
     def __init__(self, get_response):
@@ -21,7 +31,46 @@ class HealthCheckMiddleware:
                 cursor.execute("SELECT 1")
         except Exception:  # any database failure means "not healthy"
             return HttpResponse("database unavailable", status=503, content_type="text/plain")
-        return HttpResponse("ok", content_type="text/plain")
+        checks = {"database": "ok", "cache": _cache_state(), "broker": _broker_state()}
+        since = seconds_since_seen()
+        checks["worker"] = (
+            "not seen"
+            if since is None
+            else (
+                f"seen {since:.0f} s ago"
+                if since <= MISSING_SECONDS
+                else f"missing for {since:.0f} s"
+            )
+        )
+        healthy = (
+            checks["cache"] == "ok"
+            and checks["broker"] == "ok"
+            and since is not None
+            and since <= MISSING_SECONDS
+        )
+        lines = ["ok" if healthy else "degraded", *(f"{k}: {v}" for k, v in checks.items())]
+        response = HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+def _cache_state() -> str:
+    try:
+        cache.set("lhs:healthz", 1, timeout=10)
+        return "ok" if cache.get("lhs:healthz") == 1 else "not storing"
+    except Exception as exc:
+        return f"unavailable ({type(exc).__name__})"
+
+
+def _broker_state() -> str:
+    from .celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return "ok"
+    except Exception as exc:
+        return f"unavailable ({type(exc).__name__})"
 
 
 class AuditContextMiddleware:

@@ -158,7 +158,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Progress, upload limits and worker heartbeats live here: with Redis away a page
+            # must answer at once (they degrade, measures.services), not wait for TCP.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+        }
     }
 else:
     # A file cache is shared between the web process and the embedded worker.
@@ -231,6 +237,21 @@ STORAGES = {
 # Uploads of up to a million rows: keep them on disk, never whole in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The address people reach the app at, for links in e-mails sent by workers.
+LHS_SITE_URL = os.environ.get("LHS_SITE_URL", "http://127.0.0.1:8000")
+# Mail goes to the console unless SMTP is configured (EMAIL_HOST and friends).
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if os.environ.get("DJANGO_EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "lhs@localhost")
 LHS_IMPORT_MAX_BYTES = int(os.environ.get("LHS_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
 
 # Security: safe when DEBUG is off; HTTPS settings follow the deployment.
@@ -290,25 +311,32 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"FrequencyEnum": "measures.enums.Frequency"},
 }
 
-# Celery: Redis when configured, else a file-system broker so that `make run` needs no
-# services and background work still happens in a real worker process.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
+# Celery: Redis when configured, else kombu's SQLAlchemy transport on a SQLite file of its own
+# (lhs/broker.py), so that `make run` needs no services and background work still happens in a
+# real worker process. (The file-system transport could hand out half-written messages.)
+CELERY_BROKER_URL = REDIS_URL or f"lhs-sqlite+sqlite:///{VAR_DIR / 'broker.sqlite3'}"
 if not REDIS_URL:
-    _broker_dir = VAR_DIR / "broker"
-    for _folder in ("processed", "control"):
-        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir),
-        "data_folder_out": str(_broker_dir),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        # The file broker polls; a tenth of a second keeps imports feeling immediate.
-        "polling_interval": 0.1,
-        "store_processed": False,
-    }
+    # Polled; a fifth of a second keeps imports feeling immediate at no measurable cost.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.2}
 else:
-    # A lost message is re-sent after this long; the sweeper catches what Redis itself lost.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A message delivered to a worker that died is re-sent after this long; the sweeper
+        # re-sends an import long before (its state is in PostgreSQL, measures.services).
+        "visibility_timeout": 3600,
+        # An outage must not hang a web request: fail fast, the sweeper sends it later.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+# Publishing while the broker is down fails after about a second instead of hanging the
+# upload; the batch is kept and the sweeper enqueues it once the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
+# Keep reconnecting for as long as the broker is away; never give up and exit.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -323,9 +351,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "units.tasks.audit_events_purge_task",
         "schedule": crontab(hour=3, minute=15),
     },
+    # Finds imports whose message or worker was lost; cheap (a query or two), so often.
     "sweep-import-batches": {
         "task": "measures.tasks.import_batches_sweep",
-        "schedule": 60.0,
+        "schedule": float(os.environ.get("LHS_SWEEP_SECONDS", "15")),
     },
     # Every series from the raw observations, at night (imports refresh theirs as they land).
     "recompute-all-series": {

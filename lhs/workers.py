@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 
 #: How often a worker process writes its heartbeat.
 HEARTBEAT_SECONDS = 5.0
-#: A worker not heard of for this long is presumed gone (six missed heartbeats).
-STALE_SECONDS = 30.0
+#: A worker not heard of for this long is presumed gone (four missed heartbeats).
+STALE_SECONDS = 20.0
 #: Pages warn when no worker at all has been seen for this long.
 MISSING_SECONDS = 60.0
 
@@ -53,7 +53,7 @@ def _beat_forever() -> None:
         try:
             heartbeat()
         except Exception:  # the cache is away: try again next time, never die
-            logger.warning("Worker heartbeat could not be written", exc_info=True)
+            logger.warning("Worker heartbeat could not be written: the cache is unavailable")
         time.sleep(HEARTBEAT_SECONDS)
 
 
@@ -71,7 +71,7 @@ def seconds_since_seen(worker: str | None = None) -> float | None:
     try:
         seen = cache.get(_key(worker) if worker else _SEEN_KEY)
     except Exception:
-        logger.warning("Worker heartbeat could not be read", exc_info=True)
+        logger.warning("Worker heartbeat could not be read: the cache is unavailable")
         return None
     return None if seen is None else max(0.0, time.time() - float(seen))
 

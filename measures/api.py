@@ -14,24 +14,43 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, parsers, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from .enums import Frequency, ImportSource, SeriesLevel
 from .models import ImportBatch, Measure, Series
+from .problems import (
+    batch_message,
+    rendered_errors,
+    rendered_summary,
+    with_duplicate_visibility,
+)
 from .rules import can_upload, visible_batches
-from .series import node_code, node_name, public_points, series_list
+from .series import node_code, node_name, public_points, published_totals, series_list
 from .services import import_batch_create, import_batch_progress
+from .throttling import ImportUploadThrottle
 
 
 class RowErrorSerializer(serializers.Serializer):
     row = serializers.IntegerField(help_text=_("Row in the file; the header is row 1."))
-    column = serializers.CharField()
+    column = serializers.CharField(allow_blank=True)
     value = serializers.CharField(allow_blank=True)
-    message = serializers.CharField()
+    code = serializers.CharField(
+        allow_blank=True, help_text=_("What is wrong, as a stable code (empty on old batches).")
+    )
+    message = serializers.CharField(help_text=_("What is wrong, in the reader's language."))
+
+
+class ProblemSummarySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    count = serializers.IntegerField(help_text=_("Rows with this problem."))
+    rows = serializers.ListField(child=serializers.IntegerField(), help_text=_("The first rows."))
+    column = serializers.CharField(allow_blank=True)
+    message = serializers.CharField(help_text=_("The first such problem, in the reader's language."))
 
 
 class ImportBatchSerializer(serializers.ModelSerializer):
-    errors = RowErrorSerializer(many=True, read_only=True)
+    errors = serializers.SerializerMethodField()
+    problem_summary = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", read_only=True)
 
@@ -50,6 +69,7 @@ class ImportBatchSerializer(serializers.ModelSerializer):
             "rows_existing",
             "error_count",
             "errors",
+            "problem_summary",
             "message",
             "duplicate_of",
             "uploaded_by",
@@ -74,6 +94,18 @@ class ImportBatchSerializer(serializers.ModelSerializer):
     def get_progress(self, batch) -> dict:
         return import_batch_progress(batch)
 
+    @extend_schema_field(RowErrorSerializer(many=True))
+    def get_errors(self, batch) -> list[dict]:
+        return rendered_errors(batch.errors)
+
+    @extend_schema_field(ProblemSummarySerializer(many=True))
+    def get_problem_summary(self, batch) -> list[dict]:
+        return rendered_summary(batch.problem_summary)
+
+    def get_message(self, batch) -> str:
+        request = self.context.get("request")
+        return batch_message(batch, reader=getattr(request, "user", None))
+
 
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
@@ -91,14 +123,12 @@ class ImportBatchViewSet(
 
     serializer_class = ImportBatchSerializer
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
-    throttle_scope = "imports"
-
     def get_throttles(self):
-        # Uploads only: clients poll a batch's progress every second or so.
-        return [ScopedRateThrottle()] if self.action == "create" else []
+        # Uploads only (one limit with the upload page): clients poll progress every second.
+        return [ImportUploadThrottle()] if self.action == "create" else []
 
     def get_queryset(self):
-        return visible_batches(self.request.user)
+        return with_duplicate_visibility(visible_batches(self.request.user), self.request.user)
 
     @extend_schema(
         request={"multipart/form-data": ImportUploadSerializer},
@@ -118,7 +148,10 @@ class ImportBatchViewSet(
             )
         except DjangoValidationError as exc:
             raise serializers.ValidationError({"file": exc.messages}) from exc
-        return Response(ImportBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ImportBatchSerializer(batch, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class MeasureSerializer(serializers.ModelSerializer):
@@ -204,6 +237,12 @@ class SeriesSerializer(serializers.ModelSerializer):
     target = serializers.DecimalField(
         source="measure.target", max_digits=12, decimal_places=4, read_only=True
     )
+    observation_count = serializers.SerializerMethodField(
+        help_text=_(
+            "Observations behind the shown periods in the answer; suppressed periods count "
+            "nothing (a total that counted them would give their n away)."
+        )
+    )
     points = serializers.SerializerMethodField()
 
     class Meta:
@@ -234,6 +273,10 @@ class SeriesSerializer(serializers.ModelSerializer):
 
     def get_node_name(self, series) -> str:
         return node_name(series)
+
+    def get_observation_count(self, series) -> int:
+        period = self.context.get("period", {})
+        return published_totals(series, **period).observations
 
     @extend_schema_field(SeriesPointSerializer(many=True))
     def get_points(self, series) -> list[dict]:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.files.base import File
-from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.core.files.base import ContentFile, File
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -21,23 +23,54 @@ from units.audit import audit_record
 
 from .bulk import ObservationWriter, RowsAlreadyPresent
 from .enums import ImportSource, ImportStatus, RowShape, Scope
-from .importing import MAX_ERRORS, FileRejected, ImportFile, MeasureSpec, RowError
+from .importing import MAX_ERRORS, FileRejected, ImportFile, MeasureSpec, RowError, summarise
 from .models import ImportBatch, Measure
+from .problems import STORED_ERRORS, clip, render, report_csv
 from .rules import uploadable_units
 
 logger = logging.getLogger(__name__)
 
+#: Faults of the database connection itself (lost, deadlock, serialisation): worth a retry.
+#: Anything else a database says (data too long, a constraint) is the same on every attempt.
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError)
+
 MAX_ATTEMPTS = 3
-#: A queued batch whose message has not been picked up after this long is sent again.
+#: A queued batch whose message has not been picked up after this long is sent again, in case
+#: the broker lost it in a way the sweeper could not see (a restart it detects is sooner).
 REQUEUE_AFTER = timedelta(minutes=10)
-#: A running batch not locked by any transaction (PostgreSQL) has lost its worker.
-DEAD_AFTER_LOCKED = timedelta(minutes=1)
-#: Without row locks (SQLite) a batch is presumed dead only after the task's time limit.
-DEAD_AFTER_UNLOCKED = timedelta(minutes=65)
+#: A batch that could not be sent (broker away) waits this long for its upload's own attempt.
+SEND_GRACE = timedelta(seconds=5)
+#: Between the claim and the row lock a live worker holds its batch without a lock this long.
+CLAIM_GRACE = timedelta(seconds=10)
+#: A key the sweeper keeps in the cache; gone means Redis (cache and broker) was emptied.
+_BROKER_EPOCH_KEY = "lhs:broker-epoch"
 
 
 def _progress_key(batch_id: int) -> str:
     return f"lhs:import-progress:{batch_id}"
+
+
+def _progress_set(batch_id: int, value: dict) -> None:
+    """Progress is a nicety for the progress bar: a cache outage must never fail an import."""
+    try:
+        cache.set(_progress_key(batch_id), value, timeout=3600)
+    except Exception:
+        logger.warning("Progress of import batch %s not stored", batch_id)
+
+
+def _progress_get(batch_id: int) -> dict:
+    try:
+        return cache.get(_progress_key(batch_id)) or {}
+    except Exception:
+        logger.warning("Progress of import batch %s not read", batch_id)
+        return {}
+
+
+def _progress_clear(batch_id: int) -> None:
+    try:
+        cache.delete(_progress_key(batch_id))
+    except Exception:
+        logger.warning("Progress of import batch %s not cleared", batch_id)
 
 
 def import_batch_create(
@@ -61,8 +94,8 @@ def import_batch_create(
     size = getattr(upload, "size", None) or 0
     if size > settings.LHS_IMPORT_MAX_BYTES:
         raise ValidationError(
-            _("The file is %(size)s MB; the largest accepted is %(max)s MB.")
-            % {"size": size // 2**20, "max": settings.LHS_IMPORT_MAX_BYTES // 2**20},
+            _("The file is %(size)s; the largest accepted is %(max)s.")
+            % dict(zip(("size", "max"), _sizes(size, settings.LHS_IMPORT_MAX_BYTES), strict=True)),
             code="too_large",
         )
     if size == 0:
@@ -92,10 +125,38 @@ def import_batch_create(
     return batch
 
 
+def _sizes(size: int, limit: int) -> tuple[str, str]:
+    """Two file sizes as a reader compares them: in MB, or in bytes where the MB agree."""
+    from django.utils.formats import number_format
+
+    shown = [f"{number_format(n / 2**20, 1, use_l10n=True)} MB" for n in (size, limit)]
+    if shown[0] == shown[1]:
+        shown = [
+            _("%(bytes)s bytes") % {"bytes": number_format(n, 0, use_l10n=True, force_grouping=True)}
+            for n in (size, limit)
+        ]
+    return shown[0], shown[1]
+
+
+def _message(code: str, **params) -> dict:
+    """A batch message's fields: the code and parameters that are rendered in each reader's
+    language (problems.batch_message), and the sentence in the active language as a fallback
+    for readers of the bare column."""
+    return {"message_code": code, "message_params": params, "message": render(code, params)}
+
+
 def _enqueue(batch_id: int) -> None:
+    """Send the batch to a worker; with the broker away, mark it unsent for the sweeper.
+
+    The upload itself has succeeded either way: the file and the batch are in the database.
+    """
     from .tasks import import_batch_process_task
 
-    import_batch_process_task.delay(batch_id)
+    try:
+        import_batch_process_task.delay(batch_id)
+    except Exception:
+        logger.warning("Import batch %s not sent; the sweeper sends it later", batch_id)
+        ImportBatch.objects.filter(pk=batch_id, status=ImportStatus.QUEUED).update(enqueued_at=None)
 
 
 def import_batch_progress(batch: ImportBatch) -> dict:
@@ -104,7 +165,7 @@ def import_batch_progress(batch: ImportBatch) -> dict:
     if batch.is_finished:
         progress.update(rows_done=batch.rows_total, rows_estimated=batch.rows_total, percent=100)
     elif batch.status == ImportStatus.RUNNING:
-        running = cache.get(_progress_key(batch.pk)) or {}
+        running = _progress_get(batch.pk)
         done, estimated = running.get("rows_done", 0), running.get("rows_estimated", 0)
         progress.update(rows_done=done, rows_estimated=estimated)
         progress["percent"] = min(99, int(100 * done / estimated)) if estimated else 0
@@ -116,8 +177,13 @@ def import_batch_process(*, batch_id: int) -> ImportBatch | None:
 
     Returns None when another worker has it (or it is finished): safe to call twice.
     """
+    from lhs.workers import worker_id
+
     claimed = ImportBatch.objects.filter(pk=batch_id, status=ImportStatus.QUEUED).update(
-        status=ImportStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        status=ImportStatus.RUNNING,
+        started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        claimed_by=worker_id(),
     )
     if not claimed:
         return None
@@ -125,23 +191,67 @@ def import_batch_process(*, batch_id: int) -> ImportBatch | None:
     try:
         with translation.override(batch.language):
             _import(batch)
-    except DatabaseError:
-        # Transient (connection lost, deadlock): hand it back for the retry or the sweeper.
+    except INFRASTRUCTURE_ERRORS:
+        if batch.attempts >= MAX_ATTEMPTS:
+            logger.exception("Import batch %s failed on its last attempt", batch_id)
+            _fail_interrupted(batch, timezone.now())
+            return batch
+        # Transient (connection lost, deadlock): hand it back for the task's retry. It counts
+        # as sent now, so the sweeper does not send it a second time while the retry waits.
         ImportBatch.objects.filter(pk=batch_id, status=ImportStatus.RUNNING).update(
-            status=ImportStatus.QUEUED
+            status=ImportStatus.QUEUED, enqueued_at=timezone.now()
         )
         raise
     except Exception:
         logger.exception("Import batch %s failed", batch_id)
+        told = _tell_support_of_failure(batch)
         with translation.override(batch.language):
-            message = _("The import failed on the server. Support has been notified.")
+            message = (
+                _(
+                    "The import failed on the server; nothing was imported. The support unit has been told by e-mail."
+                )
+                if told
+                else _(
+                    "The import failed on the server; nothing was imported. Please tell the support unit."
+                )
+            )
         ImportBatch.objects.filter(pk=batch_id).update(
             status=ImportStatus.FAILED, message=message, finished_at=timezone.now()
         )
     finally:
-        cache.delete(_progress_key(batch_id))
+        _progress_clear(batch_id)
     batch.refresh_from_db()
     return batch
+
+
+def _tell_support_of_failure(batch: ImportBatch) -> bool:
+    """E-mail the support unit's members about a batch that failed on the server.
+
+    Returns whether anyone was told, so the uploader reads only what is true.
+    """
+    from django.core.mail import send_mail
+
+    from forums.selectors import support_staff_emails
+
+    recipients = support_staff_emails()
+    if not recipients:
+        return False
+    url = f"{settings.LHS_SITE_URL.rstrip('/')}/measures/imports/{batch.pk}/"
+    try:
+        send_mail(
+            subject=f"[LHS] Import batch #{batch.pk} failed on the server",
+            message=(
+                f"Import batch #{batch.pk} ({batch.original_name}, uploaded by "
+                f"{batch.uploaded_by.get_username()}) failed with an unexpected error; nothing "
+                f"was imported. The worker's log has the traceback.\n\n{url}\n"
+            ),
+            from_email=None,
+            recipient_list=recipients,
+        )
+    except Exception:
+        logger.exception("Could not e-mail the support unit about batch %s", batch.pk)
+        return False
+    return True
 
 
 def _measure_specs() -> dict[str, MeasureSpec]:
@@ -169,6 +279,28 @@ def _measure_specs() -> dict[str, MeasureSpec]:
             owner=str(m.owner_node or ""),
         )
     return specs
+
+
+def _may_stand_in(duplicate: ImportBatch, user) -> bool:
+    """May the uploader's batch point at ``duplicate`` instead of importing its rows?
+
+    Only when the uploader could have imported every one of its rows now: the same units
+    (within their rights, still active) and measures (still active). Otherwise the file goes
+    through the full import, which reports each row it may not take.
+    """
+    from units.models import Unit
+
+    from .aggregation import batch_windows
+
+    pairs = batch_windows(duplicate.pk).keys()
+    unit_ids = {unit_id for _measure, unit_id in pairs}
+    measure_ids = {measure_id for measure_id, _unit in pairs}
+    allowed = _allowed_unit_ids(user)
+    if allowed is not None and not unit_ids <= allowed:
+        return False
+    if Unit.objects.filter(pk__in=unit_ids, active=False).exists():
+        return False
+    return not Measure.objects.filter(pk__in=measure_ids, active=False).exists()
 
 
 def _allowed_unit_ids(user) -> set[int] | None:
@@ -201,7 +333,7 @@ def _import(batch: ImportBatch) -> None:
         .order_by("created_at")
         .first()
     )
-    if duplicate is not None:
+    if duplicate is not None and _may_stand_in(duplicate, batch.uploaded_by):
         _finish(
             batch,
             ImportStatus.SUCCEEDED,
@@ -210,12 +342,11 @@ def _import(batch: ImportBatch) -> None:
             rows_new=0,
             rows_existing=duplicate.rows_total,
             duplicate_of=duplicate,
-            message=_("This file is identical to batch #%(id)s; nothing new was imported.")
-            % {"id": duplicate.pk},
+            **_message("batch_duplicate", id=duplicate.pk),
         )
         return
     units = dict(Unit.objects.values_list("code", "id"))
-    key = _progress_key(batch.pk)
+    inactive_units = set(Unit.objects.filter(active=False).values_list("id", flat=True))
     with transaction.atomic():
         # Held until commit: the sweeper treats an unlocked running batch as abandoned.
         ImportBatch.objects.select_for_update().filter(pk=batch.pk).exists()
@@ -228,29 +359,37 @@ def _import(batch: ImportBatch) -> None:
                 allowed_unit_ids=_allowed_unit_ids(batch.uploaded_by),
                 today=timezone.localdate(),
                 subject_secret=settings.SUBJECT_KEY_SECRET.encode(),
+                inactive_unit_ids=inactive_units,
             )
 
         try:
             rows = read()
         except FileRejected as rejected:
-            _reject(batch, rejected.errors, len(rejected.errors))
+            _reject(batch, rejected.errors, len(rejected.errors), rows_total=rejected.rows_total)
             if rejected.personal_numbers:
                 # The one file never kept: identity numbers must not stay on our disks.
                 transaction.on_commit(lambda: batch.file.delete(save=False))
+                batch.message_params = {**batch.message_params, "file_deleted": True}
                 batch.message += " " + _("The file has been deleted.")
-                batch.save(update_fields=["message"])
+                batch.save(update_fields=["message", "message_params"])
             return
         batch.shape = rows.shape
         try:
             try:
                 # Optimistic: a new extract's rows are all new, and go straight in.
-                new = _write_rows(batch, rows, key, direct=rows.shape == RowShape.PATIENT)
+                new = _write_rows(batch, rows, direct=rows.shape == RowShape.PATIENT)
             except RowsAlreadyPresent:
                 # Some rows are stored already: read the file again, through staging.
                 rows = read()
-                new = _write_rows(batch, rows, key, direct=False)
+                new = _write_rows(batch, rows, direct=False)
         except _Rejected as rejected:
-            _reject(batch, rejected.errors, rejected.count, rows_total=rows.rows_total)
+            _reject(
+                batch,
+                rejected.errors,
+                rejected.count,
+                rows_total=rows.rows_total,
+                summary=rejected.summary,
+            )
             return
         _finish(
             batch,
@@ -259,8 +398,7 @@ def _import(batch: ImportBatch) -> None:
             rows_total=rows.rows_total,
             rows_new=new,
             rows_existing=rows.rows_total - new,
-            message=_("%(new)s new rows imported; %(existing)s were already present.")
-            % {"new": new, "existing": rows.rows_total - new},
+            **_message("batch_imported", new=new, existing=rows.rows_total - new),
         )
         if new:
             # Recompute the series this batch touched once its rows are committed; robust: a
@@ -280,7 +418,7 @@ def _enqueue_series_windows(windows: list[list]) -> None:
     series_refresh_windows_task.delay(windows)
 
 
-def _write_rows(batch: ImportBatch, rows: ImportFile, key: str, *, direct: bool) -> int:
+def _write_rows(batch: ImportBatch, rows: ImportFile, *, direct: bool) -> int:
     """Validate every row while writing them, in a savepoint; returns how many were new.
 
     Raises _Rejected (the savepoint is rolled back: nothing stays written) when any row is
@@ -290,15 +428,13 @@ def _write_rows(batch: ImportBatch, rows: ImportFile, key: str, *, direct: bool)
         for chunk in rows.chunks():
             if not rows.error_count:
                 writer.write(chunk)
-            cache.set(
-                key,
-                {"rows_done": rows.rows_total, "rows_estimated": rows.estimated_rows},
-                timeout=3600,
+            _progress_set(
+                batch.pk, {"rows_done": rows.rows_total, "rows_estimated": rows.estimated_rows}
             )
         if rows.error_count:
-            raise _Rejected(rows.errors, rows.error_count)
+            raise _Rejected(rows.errors, rows.error_count, rows.problem_summary())
         if rows.rows_total == 0:
-            raise _Rejected([RowError(2, "", "", _("The file has no data rows."))], 1)
+            raise _Rejected([RowError(2, "", "", "no_data_rows")], 1)
         conflicts = writer.conflicting_periods(MAX_ERRORS)
         if conflicts:
             raise _Rejected(_conflict_errors(conflicts), len(conflicts))
@@ -306,8 +442,8 @@ def _write_rows(batch: ImportBatch, rows: ImportFile, key: str, *, direct: bool)
 
 
 class _Rejected(Exception):
-    def __init__(self, errors: list[RowError], count: int):
-        self.errors, self.count = errors, count
+    def __init__(self, errors: list[RowError], count: int, summary: list[dict] | None = None):
+        self.errors, self.count, self.summary = errors, count, summary
 
 
 def _conflict_errors(conflicts: list[tuple]) -> list[RowError]:
@@ -316,74 +452,108 @@ def _conflict_errors(conflicts: list[tuple]) -> list[RowError]:
             file_row,
             "numerator",
             "",
-            _(
-                "This period is already imported with numerator %(numerator)s and "
-                "denominator %(denominator)s (batch #%(batch)s). To correct it, "
-                "revert that batch first."
-            )
-            % {"numerator": numerator, "denominator": denominator, "batch": batch_id},
+            "period_conflict",
+            {"numerator": numerator, "denominator": denominator, "batch": batch_id},
         )
         for file_row, numerator, denominator, batch_id in conflicts
     ]
 
 
-def _storable(error: dict) -> dict:
-    """PostgreSQL's text and jsonb cannot hold NUL, which a binary file's cells may contain."""
-    return {
-        key: value.replace("\x00", "\ufffd") if isinstance(value, str) else value
-        for key, value in error.items()
-    }
+def _storable(item):
+    """A report entry PostgreSQL can store: no NUL (text and jsonb cannot hold it), and no
+    string longer than PARAM_CHARS, however deep in the parameters."""
+    if isinstance(item, str):
+        return clip(item, PARAM_CHARS)
+    if isinstance(item, dict):
+        return {str(key): _storable(value) for key, value in item.items()}
+    if isinstance(item, list | tuple):
+        return [_storable(value) for value in item[:STORED_ERRORS]]
+    if isinstance(item, float) and not math.isfinite(item):
+        return str(item)  # JSON has no NaN or infinity
+    return item
 
 
-def _reject(batch: ImportBatch, errors: list[RowError], count: int, rows_total: int = 0) -> None:
-    _finish(
-        batch,
-        ImportStatus.REJECTED,
+#: Longest text kept in a parameter (cell values are cut shorter, when read).
+PARAM_CHARS = 1000
+#: A stored report over this many bytes of JSON keeps fewer entries (the CSV has them all).
+MAX_REPORT_JSON = 256 * 1024
+
+
+def _reject(
+    batch: ImportBatch,
+    errors: list[RowError],
+    count: int,
+    rows_total: int = 0,
+    summary: list[dict] | None = None,
+) -> None:
+    """End a batch rejected, with a bounded report: the first STORED_ERRORS problems and every
+    distinct problem once (problem_summary) on the row, every problem in a CSV file beside it.
+
+    A rejection is never retried: should the database refuse the report all the same (a
+    DataError is the same on every attempt), the batch ends rejected with its message only.
+    """
+    stored = [_storable(error.as_dict()) for error in errors[:STORED_ERRORS]]
+    kinds = _storable(summarise(errors) if summary is None else summary)
+    while stored and len(json.dumps(stored)) + len(json.dumps(kinds)) > MAX_REPORT_JSON:
+        stored = stored[: len(stored) // 2]
+    if errors:
+        batch.report.save(
+            f"batch-{batch.pk}.csv", ContentFile(report_csv(errors[:MAX_ERRORS])), save=False
+        )
+    fields = dict(
         shape=batch.shape,
         rows_total=rows_total,
         error_count=count,
-        errors=[_storable(error.as_dict()) for error in errors[:MAX_ERRORS]],
-        message=_(
-            "The file was rejected with %(count)s problems; nothing was imported. Correct the "
-            "rows listed and upload the whole file again."
-        )
-        % {"count": count},
+        report=batch.report,
+        **_message("batch_rejected", count=count),
     )
+    try:
+        with transaction.atomic():
+            _finish(batch, ImportStatus.REJECTED, errors=stored, problem_summary=kinds, **fields)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except DatabaseError:
+        logger.exception("Report of rejected import batch %s not stored", batch.pk)
+        _finish(batch, ImportStatus.REJECTED, errors=[], problem_summary=[], **fields)
 
 
 def import_batches_sweep() -> dict[str, int]:
-    """Re-queue batches whose message or worker was lost; fail those that keep failing.
+    """Send again what a broker or a worker lost; fail batches that keep failing.
 
-    Runs every minute from beat. On PostgreSQL a running batch's row is locked by its worker's
-    transaction, so ``SKIP LOCKED`` finds exactly the abandoned ones.
+    Runs every 15 s from beat and touches only batches nobody is working on:
+
+    - queued and never sent (the broker was away at upload), or sent before the broker was
+      emptied (Redis keeps its queue in memory: a restart loses it), or sent long ago;
+    - running, but whose worker is gone: on PostgreSQL its row is not locked (the worker's
+      transaction holds the lock from just after the claim to the end, so ``SKIP LOCKED``
+      finds exactly the abandoned ones); on SQLite its worker's heartbeat has stopped.
     """
+    from lhs.workers import worker_is_gone
+
     now = timezone.now()
+    sent_before = now - REQUEUE_AFTER
+    if _broker_was_emptied():
+        sent_before = now - SEND_GRACE
     requeued, failed = [], 0
     with transaction.atomic():
         lost_messages = ImportBatch.objects.filter(
-            status=ImportStatus.QUEUED, enqueued_at__lt=now - REQUEUE_AFTER
+            Q(enqueued_at__lt=sent_before)
+            | Q(enqueued_at__isnull=True, created_at__lt=now - SEND_GRACE),
+            status=ImportStatus.QUEUED,
+        )
+        running = ImportBatch.objects.filter(
+            status=ImportStatus.RUNNING, started_at__lt=now - CLAIM_GRACE
         )
         if connection.features.has_select_for_update_skip_locked:
-            dead = ImportBatch.objects.select_for_update(skip_locked=True).filter(
-                status=ImportStatus.RUNNING, started_at__lt=now - DEAD_AFTER_LOCKED
-            )
+            dead = list(running.select_for_update(skip_locked=True))
         else:
-            dead = ImportBatch.objects.filter(
-                status=ImportStatus.RUNNING, started_at__lt=now - DEAD_AFTER_UNLOCKED
-            )
+            dead = [batch for batch in running if worker_is_gone(batch.claimed_by)]
         for batch in [*lost_messages, *dead]:
             if batch.attempts >= MAX_ATTEMPTS:
                 failed += 1
-                with translation.override(batch.language):
-                    message = _(
-                        "The import was interrupted %(attempts)s times and has been stopped. "
-                        "Nothing was imported; contact the support unit."
-                    ) % {"attempts": batch.attempts}
-                ImportBatch.objects.filter(pk=batch.pk).update(
-                    status=ImportStatus.FAILED, message=message, finished_at=now
-                )
+                _fail_interrupted(batch, now)
                 continue
-            ImportBatch.objects.filter(pk=batch.pk).update(
+            ImportBatch.objects.filter(pk=batch.pk, status=batch.status).update(
                 status=ImportStatus.QUEUED, enqueued_at=now
             )
             requeued.append(batch.pk)
@@ -392,8 +562,37 @@ def import_batches_sweep() -> dict[str, int]:
     return {"requeued": len(requeued), "failed": failed}
 
 
+def _fail_interrupted(batch: ImportBatch, now) -> None:
+    with translation.override(batch.language):
+        message = _(
+            "The import was interrupted %(attempts)s times and has been stopped. "
+            "Nothing was imported; contact the support unit."
+        ) % {"attempts": batch.attempts}
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status=ImportStatus.FAILED, message=message, finished_at=now
+    )
+
+
+def _broker_was_emptied() -> bool:
+    """Did Redis lose its queues since the last sweep? (Then every queued batch is re-sent.)
+
+    Redis here keeps nothing on disk, and the cache shares its server with the broker: a
+    marker the sweeper left in the cache and now misses means both were emptied. The first
+    sweep after a deployment sees no marker either and re-sends the queue once; a claim is
+    atomic, so a second message for a batch costs one UPDATE that changes nothing.
+    """
+    try:
+        return bool(cache.add(_BROKER_EPOCH_KEY, timezone.now().isoformat(), timeout=None))
+    except Exception:
+        return False
+
+
 def import_batch_revert(*, batch: ImportBatch, user) -> int:
-    """Delete the observations a batch added (to correct a period); returns how many."""
+    """Delete the observations a batch added (to correct a period); returns how many.
+
+    The status moves first, by a conditional update: of two people reverting at once exactly
+    one succeeds, the other is told it is reverted already.
+    """
     from .rules import can_revert_batch
 
     if not can_revert_batch(user, batch):
@@ -401,6 +600,14 @@ def import_batch_revert(*, batch: ImportBatch, user) -> int:
     from .aggregation import batch_windows
 
     with transaction.atomic():
+        now = timezone.now()
+        moved = ImportBatch.objects.filter(pk=batch.pk, status=ImportStatus.SUCCEEDED).update(
+            status=ImportStatus.REVERTED, reverted_by=user, reverted_at=now
+        )
+        if not moved:
+            raise ValidationError(
+                _("This batch has been reverted already, or is not imported."), code="state"
+            )
         # Read before the rows go: the series of exactly these units and days are redone.
         windows = [
             [measure_id, unit_id, lo.isoformat(), hi.isoformat()]
@@ -411,8 +618,8 @@ def import_batch_revert(*, batch: ImportBatch, user) -> int:
         if windows:
             transaction.on_commit(lambda: _enqueue_series_windows(windows), robust=True)
         ImportBatch.objects.filter(pk=batch.pk).update(
-            status=ImportStatus.REVERTED,
             message=_("Reverted by %(user)s: %(count)s rows removed.")
             % {"user": user.get_username(), "count": deleted},
         )
+    batch.refresh_from_db()
     return deleted

@@ -24,7 +24,7 @@ class ImportUploadThrottle(UserRateThrottle):
         try:
             return super().allow_request(request, view)
         except Exception:
-            logger.warning("Upload limit not checked: the cache is unavailable", exc_info=True)
+            logger.warning("Upload limit not checked: the cache is unavailable")
             return True
 
 

@@ -2,17 +2,19 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .enums import ImportSource
 from .forms import UploadForm
+from .problems import batch_message, rendered_errors, rendered_summary, report_download
 from .rules import can_revert_batch, can_upload, uploadable_units, visible_batches
 from .selectors import measure_catalogue, measure_history
 from .services import import_batch_create, import_batch_progress, import_batch_revert
+from .throttling import upload_allowed
 
 
 def catalogue(request):
@@ -31,7 +33,22 @@ def upload(request):
         raise PermissionDenied(_("You may not import data for any unit."))
     # Bound on every POST: a POST with only a file (no other field) is falsy as a QueryDict.
     form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
-    if form.is_bound and form.is_valid():
+    status = 200
+    if form.is_bound:
+        allowed, wait = upload_allowed(request)
+        if not allowed:
+            minutes = max(1, round((wait or 60) / 60))
+            form.add_error(
+                None,
+                ngettext(
+                    "You have reached the limit of uploads an hour. Try again in %(minutes)s minute.",
+                    "You have reached the limit of uploads an hour. Try again in %(minutes)s minutes.",
+                    minutes,
+                )
+                % {"minutes": minutes},
+            )
+            status = 429
+    if form.is_bound and status == 200 and form.is_valid():
         try:
             batch = import_batch_create(
                 user=request.user,
@@ -44,7 +61,7 @@ def upload(request):
         else:
             return redirect("measures:batch-detail", pk=batch.pk)
     units = uploadable_units(request.user).select_related("department")
-    return render(request, "measures/upload.html", {"form": form, "units": units})
+    return render(request, "measures/upload.html", {"form": form, "units": units}, status=status)
 
 
 def batch_list(request):
@@ -58,8 +75,28 @@ def batch_detail(request, pk: int):
         "batch": batch,
         "progress": import_batch_progress(batch),
         "can_revert": can_revert_batch(request.user, batch),
+        "message": batch_message(batch, reader=request.user),
+        "errors": rendered_errors(batch.errors),
+        "problem_summary": rendered_summary(batch.problem_summary),
     }
     return render(request, "measures/batch_detail.html", context)
+
+
+@require_http_methods(["GET", "HEAD"])
+def batch_report(request, pk: int):
+    """Every problem of a rejected batch as CSV, in the reader's language."""
+    batch = get_object_or_404(visible_batches(request.user), pk=pk)
+    if not batch.report:
+        raise Http404
+    try:
+        with batch.report.open("rb") as fh:
+            stored = fh.read()
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    response = HttpResponse(report_download(stored), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{batch.pk}-problems.csv"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def batch_progress(request, pk: int):

@@ -6,10 +6,11 @@ points it at what pytest-django set up and what this process uses:
 - the database: the *test* database (its name is only known after ``django_db_setup``),
   passed as ``DATABASE_URL`` (SQLite: the test database file; PostgreSQL: the test database
   on the same server, with the same credentials);
-- the broker: with ``REDIS_URL`` the worker inherits it and so uses the same Redis database;
-  without it both sides use kombu's file-system transport in a private folder of this session
-  (``LHS_VAR_DIR`` for the worker; this process's broker settings are overridden to match), so
-  neither stale messages in ``var/broker`` nor a ``make run`` worker can interfere;
+- the broker: with ``REDIS_URL`` the worker inherits it and so uses the same Redis database
+  (or a Redis of the test's own, for the fault tests); without it both sides use the embedded
+  SQLite broker (lhs/broker.py) in a private folder of this session (``LHS_VAR_DIR`` for the
+  worker; this process's Celery app is pointed at the same file), so neither stale messages in
+  ``var/`` nor a ``make run`` worker can interfere;
 - the uploaded files (``DJANGO_MEDIA_ROOT``), the cache (Redis, or a file cache in the same
   private folder) and the secrets (``DJANGO_SECRET_KEY``, ``LHS_SUBJECT_KEY_SECRET``).
 
@@ -38,7 +39,6 @@ from urllib.parse import quote, urlencode
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
-from django.test import override_settings
 
 from lhs.celery import app as celery_app
 from measures.models import ImportBatch
@@ -96,15 +96,17 @@ def _reset_broker_pools() -> None:
 class Worker:
     """One ``celery worker`` subprocess and the folder it shares with this process."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, *, redis_url: str | None = None, beat: bool = False):
         self.base = base
         self.var_dir = base / "var"
         self.media_root = base / "media"
         self.log_path = base / "worker.log"
-        self.redis_url = django_settings.REDIS_URL
+        self.redis_url = django_settings.REDIS_URL if redis_url is None else redis_url
         self.database_url = worker_database_url()
         self.process: subprocess.Popen | None = None
-        self._broker_override: override_settings | None = None
+        self.beat_process: subprocess.Popen | None = None
+        self.beat = beat
+        self._saved_broker_url: str | None = None
         if self.redis_url:
             self.caches = {
                 "default": {
@@ -130,6 +132,7 @@ class Worker:
         env.update(
             DJANGO_SETTINGS_MODULE="lhs.settings",
             DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
             # Only the broker folder and the file cache are derived from this: the database
             # is given explicitly above, the media root and the secrets below.
             LHS_VAR_DIR=str(self.var_dir),
@@ -144,27 +147,21 @@ class Worker:
         )
         return env
 
+    @property
+    def broker_url(self) -> str:
+        # lhs/settings.py puts the embedded broker here when LHS_VAR_DIR is var_dir.
+        return self.redis_url or f"lhs-sqlite+sqlite:///{self.var_dir / 'broker.sqlite3'}"
+
     def _use_private_broker_here(self) -> None:
-        """Publish from this process into the worker's file-system broker folder."""
-        if self.redis_url:
-            return
-        folder = self.var_dir / "broker"
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
-        self._broker_override = override_settings(
-            CELERY_BROKER_TRANSPORT_OPTIONS={
-                **django_settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-                "data_folder_in": str(folder),
-                "data_folder_out": str(folder),
-                "processed_folder": str(folder / "processed"),
-                # Kombu's default is "control" in the working directory; the worker runs in
-                # var_dir, so this is the folder it uses too.
-                "control_folder": str(self.var_dir / "control"),
-            }
-        )
-        self._broker_override.enable()
+        """Publish from this process to the worker's broker."""
+        if self._saved_broker_url is None:
+            self._saved_broker_url = celery_app.conf.broker_url
+        celery_app.conf.broker_url = self.broker_url
         _reset_broker_pools()
 
-    def start(self) -> None:
+    def start(self, *, purge: bool = True) -> None:
+        """Start the worker (and beat, if asked); ``purge=False`` for a restart, which must
+        find the queue as the last worker left it."""
         self.media_root.mkdir(parents=True, exist_ok=True)
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self._use_private_broker_here()
@@ -187,9 +184,29 @@ class Worker:
             f"--hostname=e2e-{os.getpid()}@%h",
             # Messages left in the queue by an earlier, interrupted run name batches that do
             # not exist (or are other batches) in this run's fresh database.
-            "--purge",
+            *(["--purge"] if purge else []),
         ]
-        with open(self.log_path, "wb") as log:
+        if self.beat and self.beat_process is None:
+            beat = [
+                *([setpriv, "--pdeathsig", "TERM"] if setpriv else []),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "lhs",
+                "beat",
+                "--loglevel=INFO",
+                f"--schedule={self.var_dir / 'celerybeat-schedule'}",
+            ]
+            with open(self.base / "beat.log", "ab") as log:
+                self.beat_process = subprocess.Popen(
+                    beat,
+                    cwd=self.var_dir,
+                    env=self.environment(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,
                 # Not the repository: kombu's file-system transport writes relative paths.
@@ -202,6 +219,7 @@ class Worker:
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
+        already = len(_READY.findall(self.log()))  # a restarted worker's log goes on
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()
@@ -209,7 +227,7 @@ class Worker:
                     f"The Celery worker exited with {self.process.returncode} before it was "
                     f"ready:\n{self.log_tail()}"
                 )
-            if _READY.search(self.log()):
+            if len(_READY.findall(self.log())) > already:
                 return
             time.sleep(0.1)
         self.stop()
@@ -217,17 +235,25 @@ class Worker:
 
     def stop(self) -> None:
         """Warm shutdown (finish the current task), then kill if it hangs."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._broker_override is not None:
-            self._broker_override.disable()
-            self._broker_override = None
+        for process in (self.process, self.beat_process):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.beat_process = None
+        if self._saved_broker_url is not None:
+            celery_app.conf.broker_url = self._saved_broker_url
+            self._saved_broker_url = None
             _reset_broker_pools()
+
+    def kill(self) -> None:
+        """SIGKILL, as the kernel's OOM killer or a pulled plug ends a worker: no clean-up."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     # reading -------------------------------------------------------------------------------
 

@@ -234,6 +234,7 @@ def test_rejected_upload_reports_every_problem(org, token_client):
         "row": 3,
         "column": "measure_code",
         "value": "nope",
+        "code": "unknown_measure",
         "message": "Unknown measure 'nope'.",
     }
     assert [(e["row"], e["column"]) for e in body["errors"]] == MANY_PROBLEMS_REPORT
@@ -467,9 +468,9 @@ def test_api_docs_load_their_assets_from_our_own_static_files(client, org):
 
 
 def test_uploads_are_rate_limited_but_progress_polling_is_not(org, token_client, monkeypatch):
-    from rest_framework.throttling import ScopedRateThrottle
+    from measures.throttling import ImportUploadThrottle
 
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"imports": "2/hour"})
+    monkeypatch.setattr(ImportUploadThrottle, "THROTTLE_RATES", {"imports": "2/hour"})
     client = token_client("chair")
     body = b"measure_code,unit_code,date,value\nhonos-total,AFF-01,2025-01-07,3\n"
 
