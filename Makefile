@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install run worker test lint format bench lock messages check clean
+.PHONY: install run worker test lint format bench faults lock messages check clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ run: install
 	$(BIN)/python manage.py load_demo
 	@echo "Starting the app on http://$(HOST)/ with a background worker (Ctrl-C stops both)."
 	@trap 'kill 0' INT TERM EXIT; \
-	DJANGO_DEBUG=1 $(BIN)/celery -A lhs worker --beat --pool=solo --loglevel=WARNING \
-		--schedule=var/celerybeat-schedule --without-mingle --without-gossip & \
+	while true; do \
+		DJANGO_DEBUG=1 $(BIN)/celery -A lhs worker --beat --pool=solo --loglevel=WARNING \
+			--schedule=var/celerybeat-schedule --without-mingle --without-gossip; \
+		echo "The background worker stopped ($$?); starting it again in 2 s."; sleep 2; \
+	done & \
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
 
 # Tests serve plain HTTP from a live server and need no collectstatic.
@@ -42,6 +45,11 @@ format: install
 
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+# Fault figures (worker killed, Redis restarted, embedded soak) with real processes.
+faults: install
+	DJANGO_SECURE_SSL_REDIRECT=0 DJANGO_SECURE_COOKIES=0 LHS_PLAIN_STATIC=1 \
+		$(BIN)/python -m tests.faults $(FAULTS_ARGS)
 
 # Needs GNU gettext; the compiled .mo files are committed so that a fresh machine needs none.
 messages: install
