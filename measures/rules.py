@@ -45,7 +45,7 @@ def visible_batches(user) -> QuerySet[ImportBatch]:
     """Admins and support staff see every batch; others the batches they uploaded."""
     if not user.is_authenticated or not user.is_active:
         return ImportBatch.objects.none()
-    batches = ImportBatch.objects.select_related("uploaded_by")
+    batches = ImportBatch.objects.select_related("uploaded_by", "reverted_by")
     if user.is_superuser or is_support_staff(user):
         return batches
     return batches.filter(uploaded_by=user)

@@ -351,3 +351,25 @@ def test_two_people_reverting_at_once_revert_once(org, run_import):
     assert batch.reverted_by in people
     assert batch.reverted_at is not None
     assert Observation.objects.count() == 0
+
+
+def test_the_batch_page_says_who_reverted_it(org, run_import, client):
+    batch = run_import(org.people["chair"], "patient_level.csv")
+    import_batch_revert(batch=batch, user=org.people["support"])
+    client.force_login(org.people["support"])
+
+    page = client.get(f"/measures/imports/{batch.pk}/").content.decode()
+
+    assert 'id="reverted"' in page
+    assert "support" in page.split('id="reverted"')[1].split("</dd>")[0]
+
+
+def test_a_waiting_batch_page_warns_while_no_worker_is_seen(org, client):
+    batch = import_batch_create(
+        user=org.people["chair"], upload=as_upload("patient_level.csv"), enqueue=False
+    )
+    client.force_login(org.people["chair"])
+
+    assert b'id="worker-warning"' in client.get(f"/measures/imports/{batch.pk}/").content
+    heartbeat()
+    assert b'id="worker-warning"' not in client.get(f"/measures/imports/{batch.pk}/").content
