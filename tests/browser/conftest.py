@@ -105,8 +105,28 @@ def page(chromium, live_server) -> Iterator:
     )
     context.set_default_timeout(10_000)
     page = context.new_page()
+    violations = csp_violations(page)
     yield page
     context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))
+
+
+def csp_violations(page) -> list[str]:
+    """Collect what Chromium reports on the console when the CSP blocks something.
+
+    Chromium logs every blocked script, style, image, frame or connection as an error
+    beginning "Refused to ..." that names the Content Security Policy.
+    """
+    violations: list[str] = []
+
+    def on_console(message) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("Refused to"):
+            violations.append(f"{page.url}: {text}")
+
+    page.on("console", on_console)
+    return violations
 
 
 @pytest.fixture
