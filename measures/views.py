@@ -119,6 +119,10 @@ def batch_revert(request, pk: int):
     try:
         count = import_batch_revert(batch=batch, user=request.user)
     except ValidationError as exc:
-        raise PermissionDenied(exc.messages[0]) from exc
+        if exc.code == "permission":
+            raise PermissionDenied(exc.messages[0]) from exc
+        # Someone else was quicker (two people pressing at once): say so, change nothing.
+        messages.error(request, exc.messages[0])
+        return redirect("measures:batch-detail", pk=batch.pk)
     messages.success(request, _("%(count)s rows removed.") % {"count": count})
     return redirect("measures:batch-detail", pk=batch.pk)
