@@ -379,7 +379,7 @@ def scan_personal_numbers(path: Path, layout: FileLayout, limit: int = 100) -> l
     found: list[RowError] = []
     row_offset = 0  # rows before the current block
     carry = b""
-    with open(layout.path or path, "rb") as fh:
+    with open(path, "rb") as fh:
         while len(found) < limit:
             block = fh.read(4 * _BLOCK)
             if not block and not carry:
@@ -513,23 +513,22 @@ class ImportFile:
         self.problems: dict[str, list] = {}
         self.rows_total = 0
         self.layout = read_layout(self.path)
-        personal_numbers = scan_personal_numbers(self.path, self.layout)
+        # The file as read: a CR-only upload's LF copy, so rows are counted as pandas does.
+        personal_numbers = scan_personal_numbers(self.layout.path or self.path, self.layout)
         if personal_numbers:
             raise FileRejected(
                 personal_numbers,
                 personal_numbers=True,
                 rows_total=max(self.layout.line_count - 1, 0),
             )
-        # A chunk's memory is bounded by its cells and its bytes, not by its rows alone.
+        # A chunk's memory is bounded by its cells and its bytes, not by its rows alone. By
+        # the mean line, not the longest: one long line must not make a file of short ones
+        # crawl through in thousands of chunks (it adds at most MAX_ROW_BYTES to its chunk).
         columns = max(len(self.layout.header), 1)
-        self.chunk_rows = max(
-            1,
-            min(
-                chunk_rows,
-                CHUNK_CELLS // columns,
-                CHUNK_BYTES // max(self.layout.longest_line, 1),
-            ),
-        )
+        lines = max(self.layout.line_count, 1)
+        mean_line = max(os.path.getsize(self.layout.path or self.path) // lines, 1)
+        bounded = max(1000, min(CHUNK_CELLS // columns, CHUNK_BYTES // mean_line))
+        self.chunk_rows = min(chunk_rows, bounded)
         # (measure_id, unit_id, period) → first row, to refuse a period given twice in one file.
         self._aggregate_keys: dict[tuple[int, int, int], int] = {}
         # Per file: how often each row content has been seen, and subject keys hashed so far.

@@ -666,8 +666,8 @@ def test_the_example_files_are_valid(tmp_path, name, shape, rows):
         "honos-total": MeasureSpec(1, "honos-total", "mean", "week", 0.0, 48.0),
         "care-plan": MeasureSpec(2, "care-plan", "proportion", "month"),
         "eq5d-index": MeasureSpec(3, "eq5d-index", "mean", "month", -0.6, 1.0),
-        "coercion-rate": MeasureSpec(4, "coercion-rate", "rate", "month"),
-        "register-reported": MeasureSpec(5, "register-reported", "proportion", "month"),
+        "coercion-rate": MeasureSpec(4, "coercion-rate", "rate", "week"),
+        "register-reported": MeasureSpec(5, "register-reported", "proportion", "week"),
     }
     units = {"AFF-AVD1": 1, "AFF-OPV1": 2, "PSY-AVD1": 3, "PSY-AVD2": 4}
     path = Path(settings.BASE_DIR) / "static" / "examples" / name
@@ -683,3 +683,69 @@ def test_the_example_files_are_valid(tmp_path, name, shape, rows):
 
     assert file.errors == []
     assert (file.shape, file.rows_total) == (shape, rows)
+
+
+# --- caps and chunk sizes -------------------------------------------------------------------
+
+
+def _chunk_rows(content: bytes, tmp_path: Path) -> int:
+    path = tmp_path / "upload.csv"
+    path.write_bytes(content)
+    return ImportFile(
+        path,
+        measures=MEASURES,
+        units=UNITS,
+        allowed_unit_ids=None,
+        today=TODAY,
+        subject_secret=SECRET,
+    ).chunk_rows
+
+
+def test_a_normal_file_is_read_in_chunks_of_250000_rows(tmp_path):
+    content = b"measure_code;unit_code;date;value;subject_key\n"
+    content += b"honos-total;AFF-01;2025-01-06;12;P000123\n" * 100
+
+    assert _chunk_rows(content, tmp_path) == 250_000
+
+
+def test_wide_or_long_lined_files_are_read_in_smaller_chunks(tmp_path):
+    wide = ",".join(["measure_code", "unit_code", "date", "value"] + [f"x{i}" for i in range(46)])
+    assert _chunk_rows((wide + "\n" + "a," * 49 + "a\n").encode(), tmp_path) == 40_000
+
+    long_cells = (
+        b"measure_code,unit_code,date,value\n"
+        + (b"honos-total,AFF-01,2025-01-06," + b"9" * 20_000 + b"\n") * 10
+    )
+    assert 3_000 < _chunk_rows(long_cells, tmp_path) < 4_000  # 64 MB of 20 kB lines
+
+
+def test_a_header_of_51_columns_is_rejected_with_the_limit(tmp_path):
+    header = ",".join(["measure_code", "unit_code", "date", "value"] + [f"x{i}" for i in range(47)])
+
+    errors = rejected((header + "\n").encode(), tmp_path)
+
+    assert [(e.row, e.code) for e in errors] == [(1, "too_many_columns")]
+    assert "51 columns; at most 50" in errors[0].message
+    assert "x46" not in errors[0].message
+
+
+def test_a_cr_only_file_reads_like_its_lf_twin(tmp_path):
+    lf = (FIXTURES / "patient_level.csv").read_bytes().replace(b"\r\n", b"\n")
+    cr = lf.replace(b"\n", b"\r")
+
+    twin = validate(lf, tmp_path)
+    mac = validate(cr, tmp_path)
+
+    assert mac.errors == twin.errors == []
+    assert mac.rows_total == twin.rows_total > 0
+    pd.testing.assert_frame_equal(mac.rows, twin.rows)
+
+
+def test_row_error_values_are_cut_when_made(tmp_path):
+    from measures.importing import RowError
+
+    error = RowError(2, "value", "x" * 20_000, "not_a_number")
+
+    assert len(error.value) == 200
+    assert error.value.endswith("…")
+    assert error.message.startswith("'xxx")
