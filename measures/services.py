@@ -206,17 +206,9 @@ def import_batch_process(*, batch_id: int) -> ImportBatch | None:
         logger.exception("Import batch %s failed", batch_id)
         told = _tell_support_of_failure(batch)
         with translation.override(batch.language):
-            message = (
-                _(
-                    "The import failed on the server; nothing was imported. The support unit has been told by e-mail."
-                )
-                if told
-                else _(
-                    "The import failed on the server; nothing was imported. Please tell the support unit."
-                )
-            )
+            message = _message("batch_failed_told" if told else "batch_failed_untold")
         ImportBatch.objects.filter(pk=batch_id).update(
-            status=ImportStatus.FAILED, message=message, finished_at=timezone.now()
+            status=ImportStatus.FAILED, finished_at=timezone.now(), **message
         )
     finally:
         _progress_clear(batch_id)
@@ -564,12 +556,9 @@ def import_batches_sweep() -> dict[str, int]:
 
 def _fail_interrupted(batch: ImportBatch, now) -> None:
     with translation.override(batch.language):
-        message = _(
-            "The import was interrupted %(attempts)s times and has been stopped. "
-            "Nothing was imported; contact the support unit."
-        ) % {"attempts": batch.attempts}
+        message = _message("batch_interrupted", attempts=batch.attempts)
     ImportBatch.objects.filter(pk=batch.pk).update(
-        status=ImportStatus.FAILED, message=message, finished_at=now
+        status=ImportStatus.FAILED, finished_at=now, **message
     )
 
 
@@ -618,8 +607,7 @@ def import_batch_revert(*, batch: ImportBatch, user) -> int:
         if windows:
             transaction.on_commit(lambda: _enqueue_series_windows(windows), robust=True)
         ImportBatch.objects.filter(pk=batch.pk).update(
-            message=_("Reverted by %(user)s: %(count)s rows removed.")
-            % {"user": user.get_username(), "count": deleted},
+            **_message("batch_reverted", user=user.get_username(), count=deleted),
         )
     batch.refresh_from_db()
     return deleted
