@@ -657,6 +657,10 @@ class ImportFile:
                     "separator": repr(self.layout.separator),
                 },
             )
+        elif quote := re.search(r"EOF inside string starting at row (\d+)", text):
+            # pandas counts from 0 with the header as a row; the file's rows count from 1.
+            row = int(quote.group(1)) + 1
+            error = RowError(row, "", "", "unclosed_quote", {"row": row})
         else:
             error = RowError(0, "", "", "unreadable_csv", {"error": clip(text)})
         self._append(error)

@@ -72,6 +72,10 @@ PROBLEMS: dict[str, object] = {
         "separator (%(separator)s) and quoting."
     ),
     "unreadable_csv": _("The file cannot be read as CSV: %(error)s"),
+    "unclosed_quote": _(
+        "A quote opened in row %(row)s is never closed, so the rest of the file reads as one "
+        "cell: check the quoting."
+    ),
     "unreadable_characters": _("Unreadable characters: %(error)s"),
     # --- one row --------------------------------------------------------------------------
     "missing_measure": _("Missing measure code."),

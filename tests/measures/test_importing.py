@@ -749,3 +749,13 @@ def test_row_error_values_are_cut_when_made(tmp_path):
     assert len(error.value) == 200
     assert error.value.endswith("…")
     assert error.message.startswith("'xxx")
+
+
+def test_an_unclosed_quote_names_its_row(tmp_path):
+    content = b"measure_code,unit_code,date,value\nhonos-total,AFF-01,2025-01-06,5\n"
+    content += b'honos-total,AFF-01,2025-01-06,"5\n' + b"honos-total,AFF-01,2025-01-06,5\n" * 3
+
+    result = validate(content, tmp_path)
+
+    assert [(e.row, e.code) for e in result.errors] == [(3, "unclosed_quote")]
+    assert result.errors[0].message.startswith("A quote opened in row 3 is never closed")
