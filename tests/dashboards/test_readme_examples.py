@@ -23,23 +23,19 @@ def readme_examples() -> list[str]:
     )
 
 
-def test_the_readme_links_example_files():
-    assert len(readme_examples()) >= 2
-    for link in readme_examples():
-        assert (ROOT / link).is_file(), link
-
-
 @pytest.mark.django_db
-@pytest.mark.parametrize("link", readme_examples())
-def test_a_readme_example_imports_into_the_demo(link):
+def test_every_readme_example_imports_into_the_demo():
+    links = readme_examples()
+    assert len(links) >= 2
     # Small but real: the demo's own measures, units and a window of data that the examples'
     # periods may meet, loaded through the import path as `manage.py load_demo` does.
     demo_load(end=date(2025, 6, 1), weeks=30, scale=0.05)
     admin = get_user_model().objects.create_superuser("readme", "readme@example.org", "x" * 16)
-    upload = SimpleUploadedFile(Path(link).name, (ROOT / link).read_bytes(), "text/csv")
-    batch = import_batch_create(user=admin, upload=upload, enqueue=False)
 
-    batch = import_batch_process(batch_id=batch.pk)
+    for link in links:
+        upload = SimpleUploadedFile(Path(link).name, (ROOT / link).read_bytes(), "text/csv")
+        batch = import_batch_create(user=admin, upload=upload, enqueue=False)
+        batch = import_batch_process(batch_id=batch.pk)
 
-    assert batch.status == ImportStatus.SUCCEEDED, (batch.message, batch.rendered_errors)
-    assert batch.rows_new == batch.rows_total > 0
+        assert batch.status == ImportStatus.SUCCEEDED, (link, batch.message, batch.rendered_errors)
+        assert batch.rows_new == batch.rows_total > 0, link
