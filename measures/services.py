@@ -506,6 +506,8 @@ def _reject(
         raise
     except DatabaseError:
         logger.exception("Report of rejected import batch %s not stored", batch.pk)
+        # The message and the CSV still tell what is wrong; the counts fit their columns.
+        fields.update(error_count=min(count, 2**31 - 1), rows_total=min(rows_total, 2**31 - 1))
         _finish(batch, ImportStatus.REJECTED, errors=[], problem_summary=[], **fields)
 
 

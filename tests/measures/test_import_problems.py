@@ -264,6 +264,20 @@ def test_a_report_the_database_cannot_hold_never_sends_the_batch_round_again(org
     assert Observation.objects.count() == 0
 
 
+def test_a_report_the_database_refuses_still_ends_the_batch_rejected(org):
+    # 2**40 problems do not fit PostgreSQL's integer: a DataError, the same on every attempt.
+    batch = import_batch_create(user=org.people["chair"], upload=as_upload("a.csv", rows("x")))
+    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.RUNNING)
+    batch.refresh_from_db()
+
+    _reject(batch, [RowError(2, "value", "x", "not_a_number")], 2**40, rows_total=1)
+
+    batch.refresh_from_db()
+    assert batch.status == ImportStatus.REJECTED
+    assert batch.message_code == "batch_rejected"
+    assert batch.report
+
+
 # --- whole-file rejections ------------------------------------------------------------------
 
 
