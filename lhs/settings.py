@@ -199,6 +199,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LHS_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Log-ins are kept in the audit log (units.AuditEvent, with its retention), not twice.
+AXES_DISABLE_ACCESS_LOG = True
 AXES_LOCKOUT_CALLABLE = "units.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "units.audit.client_address"
 # Only behind a proxy that appends the client's address to X-Forwarded-For (and strips what
