@@ -530,3 +530,18 @@ def test_postgresql_refuses_update_and_delete_outside_the_purge(db):
         connection.cursor() as cursor,
     ):
         cursor.execute("DELETE FROM units_auditevent WHERE id = %s", [event.pk])
+
+
+def test_staff_given_the_view_permission_read_but_cannot_change(client, org):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    event = audit_record(actor=org.people["chair"], action=AuditAction.DOWNLOAD, target="f")
+    auditor = get_user_model().objects.create_user("auditor", password="x", is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    client.force_login(auditor)
+
+    assert client.get(reverse("admin:units_auditevent_changelist")).status_code == 200
+    change = reverse("admin:units_auditevent_change", args=[event.pk])
+    assert client.get(change).status_code == 200
+    assert client.post(change, {"target": "edited"}).status_code == 403

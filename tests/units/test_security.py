@@ -476,3 +476,14 @@ def test_a_boolean_variable_that_is_no_boolean_is_an_error():
         _settings_in_subprocess(DJANGO_SECURE_SSL_REDIRECT="maybe")
 
     assert "DJANGO_SECURE_SSL_REDIRECT='maybe' is not a boolean" in error.value.stderr
+
+
+def test_the_admin_log_in_page_is_throttled_too(client, org):
+    admin_login = reverse("admin:login")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        client.post(admin_login, {"username": "admin", "password": f"x{n}"})
+
+    response = client.post(admin_login, {"username": "admin", "password": PASSWORD})
+
+    assert response.status_code == 429
+    assert not logged_in(client)
