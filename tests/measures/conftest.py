@@ -90,8 +90,10 @@ def celery_eager(settings):
     """Run tasks in-process when enqueued (unit tests only; e2e tests use a real worker)."""
     from lhs.celery import app
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Read first: the app loads its configuration from Django's settings on first use, and
+    # would otherwise take the override below as its own lasting value.
     previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous

@@ -49,11 +49,11 @@ def _reset_broker_pools() -> None:
 @pytest.fixture
 def broker_down():
     """This process publishes to a broker that is not there (as while Redis restarts)."""
-    saved = celery_app.conf.broker_url
-    celery_app.conf.broker_url = NOWHERE
+    saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
+    celery_app.conf.broker_url, celery_app.conf.task_always_eager = NOWHERE, False
     _reset_broker_pools()
     yield
-    celery_app.conf.broker_url = saved
+    celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
     _reset_broker_pools()
 
 
