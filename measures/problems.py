@@ -127,6 +127,11 @@ PROBLEMS: dict[str, object] = {
         "denominator %(denominator)s (batch #%(batch)s). To correct it, "
         "revert that batch first."
     ),
+    "period_conflict_hidden": _(
+        "This period is already imported with numerator %(numerator)s and "
+        "denominator %(denominator)s, by an earlier batch. To correct it, ask the support "
+        "unit to revert that batch first."
+    ),
     # --- the batch ------------------------------------------------------------------------
     "batch_rejected": ngettext_lazy(
         "The file was rejected with %(count)s problem; nothing was imported. Correct the "

@@ -26,7 +26,7 @@ from .enums import ImportSource, ImportStatus, RowShape, Scope
 from .importing import MAX_ERRORS, FileRejected, ImportFile, MeasureSpec, RowError, summarise
 from .models import ImportBatch, Measure
 from .problems import STORED_ERRORS, clip, render, report_csv
-from .rules import uploadable_units
+from .rules import uploadable_units, visible_batches
 
 logger = logging.getLogger(__name__)
 
@@ -429,7 +429,7 @@ def _write_rows(batch: ImportBatch, rows: ImportFile, *, direct: bool) -> int:
             raise _Rejected([RowError(2, "", "", "no_data_rows")], 1)
         conflicts = writer.conflicting_periods(MAX_ERRORS)
         if conflicts:
-            raise _Rejected(_conflict_errors(conflicts), len(conflicts))
+            raise _Rejected(_conflict_errors(conflicts, uploader=batch.uploaded_by), len(conflicts))
         return writer.finish()
 
 
@@ -438,14 +438,22 @@ class _Rejected(Exception):
         self.errors, self.count, self.summary = errors, count, summary
 
 
-def _conflict_errors(conflicts: list[tuple]) -> list[RowError]:
+def _conflict_errors(conflicts: list[tuple], *, uploader) -> list[RowError]:
+    """Rows that would overwrite a stored period; the other batch is named only to an
+    uploader who may see it (its number is no one else's business)."""
+    visible = set(
+        visible_batches(uploader)
+        .filter(pk__in={batch_id for *_rest, batch_id in conflicts})
+        .values_list("pk", flat=True)
+    )
     return [
         RowError(
             file_row,
             "numerator",
             "",
-            "period_conflict",
-            {"numerator": numerator, "denominator": denominator, "batch": batch_id},
+            "period_conflict" if batch_id in visible else "period_conflict_hidden",
+            {"numerator": numerator, "denominator": denominator}
+            | ({"batch": batch_id} if batch_id in visible else {}),
         )
         for file_row, numerator, denominator, batch_id in conflicts
     ]

@@ -373,3 +373,24 @@ def test_a_waiting_batch_page_warns_while_no_worker_is_seen(org, client):
     assert b'id="worker-warning"' in client.get(f"/measures/imports/{batch.pk}/").content
     heartbeat()
     assert b'id="worker-warning"' not in client.get(f"/measures/imports/{batch.pk}/").content
+
+
+def test_a_conflicting_period_names_the_other_batch_only_to_who_may_see_it(org, run_import):
+    from measures.problems import rendered_errors
+
+    first = b"measure_code,unit_code,period_start,numerator,denominator\ncare-plan,AFF-01,2025-01-01,8,10\n"
+    other = b"measure_code,unit_code,period_start,numerator,denominator\ncare-plan,AFF-01,2025-01-01,9,10\n"
+    by_support = run_import(org.people["support"], "a.csv", first)
+    assert by_support.status == ImportStatus.SUCCEEDED
+
+    chairs = run_import(org.people["chair"], "b.csv", other)
+
+    assert chairs.status == ImportStatus.REJECTED
+    [problem] = rendered_errors(chairs.errors)
+    assert problem["code"] == "period_conflict_hidden"
+    assert f"#{by_support.pk}" not in problem["message"]
+    assert "numerator 8" in problem["message"]
+
+    supports = run_import(org.people["support"], "c.csv", other)
+    [problem] = rendered_errors(supports.errors)
+    assert f"#{by_support.pk}" in problem["message"]
