@@ -2,12 +2,17 @@
 
 Every figure that leaves the server goes through :func:`public_points`: a suppressed period
 keeps only its date and the flag, never its value, n, numerator, denominator or limits
-(DESIGN.md §5 "Suppression").
+(DESIGN.md §5 "Suppression"); every total over periods through :func:`published_totals`,
+which counts shown periods only. A total that included a suppressed period would give its n
+away by subtraction (total − Σ shown n), so no page, export or API answer may sum a series'
+periods any other way, nor publish ``Series.observation_count`` (the engine's internal count
+of every row, suppressed periods included).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -66,6 +71,15 @@ def series_list(
     return queryset
 
 
+def _in_range(
+    periods: Sequence[str], period_from: date | None, period_to: date | None
+) -> list[bool]:
+    low = period_from.isoformat() if period_from else None
+    high = period_to.isoformat() if period_to else None
+    # ISO dates compare correctly as strings.
+    return [not ((low and p < low) or (high and p > high)) for p in periods]
+
+
 def public_points(
     series: Series, *, period_from: date | None = None, period_to: date | None = None
 ) -> list[dict[str, Any]]:
@@ -75,14 +89,12 @@ def public_points(
     """
     points = series.points or {}
     periods: list[str] = points.get("period", [])
-    low = period_from.isoformat() if period_from else None
-    high = period_to.isoformat() if period_to else None
     columns = {name: points.get(name) or [None] * len(periods) for name in PUBLIC_FIELDS}
     suppressed = points.get("suppressed") or [False] * len(periods)
+    wanted = _in_range(periods, period_from, period_to)
     out = []
     for i, period in enumerate(periods):
-        # ISO dates compare correctly as strings.
-        if (low and period < low) or (high and period > high):
+        if not wanted[i]:
             continue
         if suppressed[i]:
             out.append({"period_start": period, "suppressed": True})
@@ -93,6 +105,41 @@ def public_points(
         point["colour"] = _COLOUR.get(point["point_class"]) if point["point_class"] else None
         out.append(point)
     return out
+
+
+@dataclass(frozen=True)
+class PublishedTotals:
+    """Totals over a series' shown periods: the only totals that may be published."""
+
+    observations: int
+    n: float
+    periods: int
+    suppressed_periods: int
+
+
+def published_totals(
+    series: Series, *, period_from: date | None = None, period_to: date | None = None
+) -> PublishedTotals:
+    """Σ over the shown periods (in the same range as :func:`public_points`).
+
+    ``observations`` counts the rows behind the shown periods; a suppressed period, primary
+    or complementary, adds nothing to any total (only to ``suppressed_periods``, which its
+    flag in the points shows anyway).
+    """
+    points = series.points or {}
+    periods: list[str] = points.get("period", [])
+    suppressed = points.get("suppressed") or [False] * len(periods)
+    rows = points.get("rows") or [0] * len(periods)
+    ns = points.get("n") or [0] * len(periods)
+    wanted = _in_range(periods, period_from, period_to)
+    shown = [i for i in range(len(periods)) if wanted[i] and not suppressed[i]]
+    hidden = sum(1 for i in range(len(periods)) if wanted[i] and suppressed[i])
+    return PublishedTotals(
+        observations=int(sum(rows[i] for i in shown)),
+        n=float(sum(ns[i] for i in shown)),
+        periods=len(shown),
+        suppressed_periods=hidden,
+    )
 
 
 def node_code(series: Series) -> str:
@@ -106,4 +153,13 @@ def node_name(series: Series) -> str:
     return node.name if node is not None else ""
 
 
-__all__ = ["PUBLIC_FIELDS", "PointClass", "node_code", "node_name", "public_points", "series_list"]
+__all__ = [
+    "PUBLIC_FIELDS",
+    "PointClass",
+    "PublishedTotals",
+    "node_code",
+    "node_name",
+    "public_points",
+    "published_totals",
+    "series_list",
+]

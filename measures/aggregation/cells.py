@@ -496,7 +496,16 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     * a shown parent with exactly one suppressed child (n > 0) would give that child away:
       also suppress its smallest shown sibling;
     * a suppressed parent whose children (n > 0) are all shown would be their sum: also
-      suppress its smallest child.
+      suppress its smallest child;
+    * a shown parent whose one child (n > 0) is suppressed would be that child (a quarter with
+      one month of data, a department with one unit with data): also suppress the parent;
+    * a shown parent whose suppressed children hold n = 1 each would give them all away (a
+      published n ≥ 1 per suppressed cell: 2 between two suppressed units is 1 + 1): also
+      suppress its smallest shown child, or the parent when it has none.
+
+    Each relation is its own equation: a department quarter is both the sum of its units'
+    quarters and the sum of its months, and the rules hold for each sum apart (counted
+    together, a suppressed month would hide that every unit quarter was shown).
 
     (Weeks are not summed to months: a week that straddles two months is not published by
     parts, so no month is a sum of published weeks.)
@@ -507,22 +516,32 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     suppressed = (n > 0) & (n < min_n)
     if not suppressed.any():
         return suppressed
-    parent, child = _relations(cells, org)
+    parent, child, relation = _relations(cells, org)
     if not len(parent):
         return suppressed
     live = n[child] > 0
-    parent, child = parent[live], child[live]
-    groups, group_of = np.unique(parent, return_inverse=True)
+    parent, child, relation = parent[live], child[live], relation[live]
+    equations, group_of = np.unique(parent * 3 + relation, return_inverse=True)
+    groups = equations // 3
     for _round in range(count + 1):
         child_sup = suppressed[child]
         sup_count = np.bincount(group_of, weights=child_sup, minlength=len(groups))
         shown_count = np.bincount(group_of, weights=~child_sup, minlength=len(groups))
-        parent_sup = suppressed[groups]
-        needs = (shown_count > 0) & (
-            (~parent_sup & (sup_count == 1)) | (parent_sup & (n[groups] > 0) & (sup_count == 0))
+        sup_n = np.bincount(
+            group_of, weights=np.where(child_sup, n[child], 0.0), minlength=len(groups)
         )
-        if not needs.any():
+        parent_sup = suppressed[groups]
+        # Lone: one suppressed child, or several of n = 1 (each suppressed n is ≥ 1).
+        lone_ones = (sup_count == 1) | ((sup_count > 1) & (sup_n <= sup_count))
+        lone = ~parent_sup & lone_ones & (shown_count == 0) & (n[groups] > 0)
+        needs = (shown_count > 0) & (
+            (~parent_sup & lone_ones) | (parent_sup & (n[groups] > 0) & (sup_count == 0))
+        )
+        if not needs.any() and not lone.any():
             break
+        suppressed[groups[lone]] = True
+        if not needs.any():
+            continue
         # The smallest shown child of each parent that needs one (ties: the first cell).
         candidate = needs[group_of] & ~child_sup
         rel = np.flatnonzero(candidate)
@@ -534,8 +553,10 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     return suppressed
 
 
-def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.ndarray]:
-    """(parent cell index, child cell index) pairs of the three sum relations.
+def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(parent cell index, child cell index, relation) of the three sum relations.
+
+    ``relation``: 0 unit → department, 1 department → division, 2 month → quarter.
 
     Each cell is one packed integer key (measure, level, node, grain, period); a child's
     parent key is computed from it and looked up in the sorted keys (pandas merges of the
@@ -544,7 +565,7 @@ def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.n
     count = len(cells)
     empty = np.array([], dtype=np.int64)
     if not count:
-        return empty, empty
+        return empty, empty, empty
     measure = cells["measure_id"].to_numpy(dtype="int64")
     level = _codes(cells["level"], LEVEL_DTYPE)
     node = cells["node_id"].to_numpy(dtype="int64")
@@ -573,7 +594,7 @@ def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.n
     keys = pack(measure, level, node, grain, days)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
-    parents, children = [], []
+    parents, children, relations = [], [], []
 
     def link(child: np.ndarray, parent_keys: np.ndarray) -> None:
         at = np.searchsorted(ordered, parent_keys)
@@ -581,6 +602,7 @@ def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.n
         found[found] = ordered[at[found]] == parent_keys[found]
         parents.append(order[at[found]])
         children.append(child[found])
+        relations.append(np.full(int(found.sum()), len(relations), dtype="int64"))
 
     unit_level, department_level, division_level = 0, 1, 2
     for child_level, lookup, parent_level in (
@@ -598,7 +620,7 @@ def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.n
     months = days_to_periods(days[child]).astype("datetime64[M]").astype("int64")
     starts = periods_to_days((months - months % 3).astype("datetime64[M]").astype("datetime64[D]"))
     link(child, pack(measure[child], level[child], node[child], quarter, starts))
-    return np.concatenate(parents), np.concatenate(children)
+    return np.concatenate(parents), np.concatenate(children), np.concatenate(relations)
 
 
 def _lookup(mapping: Mapping[int, int]) -> np.ndarray:
