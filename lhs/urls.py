@@ -1,12 +1,35 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import JsonResponse
 from django.urls import include, path
+from django.utils.translation import gettext
+from django.views.defaults import page_not_found
 from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
+
+
+class ApiDocsView(SpectacularSwaggerSplitView):
+    """The API's documentation page: a person not logged in is sent to the log-in page (a bare
+    401 told them nothing); the schema itself still answers 401, for machines."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, NotAuthenticated):
+            return redirect_to_login(self.request.get_full_path())
+        return super().handle_exception(exc)
+
+
+def handler404(request, exception):
+    """JSON under /api/ (as the API documents it), the page everywhere else."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": gettext("Not found.")}, status=404)
+    return page_not_found(request, exception)
+
 
 router = DefaultRouter()
 router.register("imports", ImportBatchViewSet, basename="import-batch")
@@ -30,9 +53,7 @@ urlpatterns = [
     # The split view serves its start-up script as a file: the CSP forbids inline scripts.
     path(
         "api/docs/",
-        SpectacularSwaggerSplitView.as_view(
-            url_name="api-schema", template_name="api/swagger_ui.html"
-        ),
+        ApiDocsView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
         name="api-docs",
     ),
 ]

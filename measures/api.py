@@ -6,16 +6,18 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_field,
     extend_schema_view,
     inline_serializer,
 )
 from rest_framework import mixins, parsers, serializers, status, viewsets
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from .enums import Frequency, ImportSource, SeriesLevel
+from .enums import Frequency, ImportSource, RowShape, SeriesLevel
 from .models import ImportBatch, Measure, Series
 from .problems import (
     batch_message,
@@ -27,6 +29,60 @@ from .rules import can_upload, visible_batches
 from .series import node_code, node_name, public_points, published_totals, series_list
 from .services import import_batch_create, import_batch_progress
 from .throttling import ImportUploadThrottle
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+_ERRORS = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description=_("Invalid input: each field named with its messages."),
+    ),
+    401: OpenApiResponse(
+        ErrorSerializer,
+        description=_("Not logged in, or the token is unknown, expired, revoked or malformed."),
+    ),
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description=_("Not allowed (for a session: also a missing CSRF token)."),
+    ),
+    404: OpenApiResponse(
+        ErrorSerializer,
+        description=_("No such object that you may see, or no such page of a list."),
+    ),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description=_("Too many uploads (one limit with the upload page); see Retry-After."),
+    ),
+    503: OpenApiResponse(
+        ErrorSerializer,
+        description=_(
+            "The upload could not be queued (the broker or the cache is away); "
+            "try again after the seconds in Retry-After."
+        ),
+    ),
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """The schema's error answers an operation can give (schemathesis checks each one)."""
+    return {code: _ERRORS[code] for code in codes}
+
+
+_READ_ERRORS = (401, 403, 404)
+
+
+class Pagination(PageNumberPagination):
+    """DRF's page numbers, but a blank ``page`` is refused (404) as every other non-number is,
+    instead of read as page 1: the schema says an integer."""
+
+    def get_page_number(self, request, paginator):
+        number = request.query_params.get(self.page_query_param)
+        if number is not None and not number.strip():
+            raise NotFound(self.invalid_page_message)
+        return super().get_page_number(request, paginator)
 
 
 class RowErrorSerializer(serializers.Serializer):
@@ -53,6 +109,8 @@ class ImportBatchSerializer(serializers.ModelSerializer):
     message = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", read_only=True)
+    # Blank until the worker has read the header: the enum must say so.
+    shape = serializers.ChoiceField(choices=RowShape.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = ImportBatch
@@ -107,12 +165,26 @@ class ImportBatchSerializer(serializers.ModelSerializer):
         return batch_message(batch, reader=getattr(request, "user", None))
 
 
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
+class UploadField(serializers.FileField):
+    """A file part, not empty: drf-spectacular would describe a plain FileField as a URI
+    string (and an empty file is refused)."""
+
+
 class ImportUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(
+    file = UploadField(
         help_text=_("CSV file: patient-level or pre-aggregated rows (see the README).")
     )
 
 
+@extend_schema_view(
+    list=extend_schema(
+        responses={200: ImportBatchSerializer(many=True), **error_responses(*_READ_ERRORS)}
+    ),
+    retrieve=extend_schema(
+        responses={200: ImportBatchSerializer, **error_responses(*_READ_ERRORS)}
+    ),
+)
 class ImportBatchViewSet(
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -122,6 +194,7 @@ class ImportBatchViewSet(
     """Import batches: upload a CSV file, then follow its progress and read its report."""
 
     serializer_class = ImportBatchSerializer
+    pagination_class = Pagination
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
     def get_throttles(self):
         # Uploads only (one limit with the upload page): clients poll progress every second.
@@ -132,7 +205,7 @@ class ImportBatchViewSet(
 
     @extend_schema(
         request={"multipart/form-data": ImportUploadSerializer},
-        responses={201: ImportBatchSerializer},
+        responses={201: ImportBatchSerializer, **error_responses(400, 401, 403, 429, 503)},
     )
     def create(self, request, *args, **kwargs):
         if not can_upload(request.user):
@@ -155,9 +228,13 @@ class ImportBatchViewSet(
 
 
 class MeasureSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.get_username", default=None, read_only=True)
-    department = serializers.CharField(source="department.code", default=None, read_only=True)
-    unit = serializers.CharField(source="unit.code", default=None, read_only=True)
+    owner = serializers.CharField(
+        source="owner.get_username", default=None, read_only=True, allow_null=True
+    )
+    department = serializers.CharField(
+        source="department.code", default=None, read_only=True, allow_null=True
+    )
+    unit = serializers.CharField(source="unit.code", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = Measure
@@ -188,10 +265,17 @@ class MeasureSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_view(
+    list=extend_schema(
+        responses={200: MeasureSerializer(many=True), **error_responses(*_READ_ERRORS)}
+    ),
+    retrieve=extend_schema(responses={200: MeasureSerializer, **error_responses(*_READ_ERRORS)}),
+)
 class MeasureViewSet(viewsets.ReadOnlyModelViewSet):
     """The measure catalogue: every logged-in user may read it."""
 
     serializer_class = MeasureSerializer
+    pagination_class = Pagination
     lookup_field = "code"
 
     def get_queryset(self):
@@ -285,11 +369,12 @@ class SeriesSerializer(serializers.ModelSerializer):
 
 
 class SeriesFilterSerializer(serializers.Serializer):
-    measure = serializers.CharField(required=False)
+    # Blank: no filter (as an absent parameter).
+    measure = serializers.CharField(required=False, allow_blank=True)
     level = serializers.ChoiceField(choices=SeriesLevel.choices, required=False)
-    unit = serializers.CharField(required=False)
-    department = serializers.CharField(required=False)
-    division = serializers.CharField(required=False)
+    unit = serializers.CharField(required=False, allow_blank=True)
+    department = serializers.CharField(required=False, allow_blank=True)
+    division = serializers.CharField(required=False, allow_blank=True)
     grain = serializers.ChoiceField(choices=Frequency.choices, required=False)
     period_from = serializers.DateField(required=False)
     period_to = serializers.DateField(required=False)
@@ -316,8 +401,14 @@ _SERIES_FILTERS = [
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=_SERIES_FILTERS),
-    retrieve=extend_schema(parameters=_SERIES_FILTERS[-2:]),
+    list=extend_schema(
+        parameters=_SERIES_FILTERS,
+        responses={200: SeriesSerializer(many=True), **error_responses(400, *_READ_ERRORS)},
+    ),
+    retrieve=extend_schema(
+        parameters=_SERIES_FILTERS[-2:],
+        responses={200: SeriesSerializer, **error_responses(400, *_READ_ERRORS)},
+    ),
 )
 class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
     """Aggregated series with their SPC statistics: every logged-in user may read them.
@@ -326,10 +417,15 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
     """
 
     serializer_class = SeriesSerializer
+    pagination_class = Pagination
 
     def _filters(self) -> dict:
+        # No code holds a NUL: drop it rather than answer 400 (schemathesis: a valid string)
+        # or send it to PostgreSQL, which refuses NUL in a text parameter.
         params = {
-            ("period_from" if k == "from" else "period_to" if k == "to" else k): v
+            ("period_from" if k == "from" else "period_to" if k == "to" else k): v.replace(
+                "\x00", ""
+            )
             for k, v in self.request.query_params.items()
         }
         checked = SeriesFilterSerializer(data=params)
