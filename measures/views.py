@@ -8,6 +8,8 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from units.audit import audit_download
+
 from .enums import ImportSource
 from .forms import UploadForm
 from .problems import batch_message, rendered_errors, rendered_summary, report_download
@@ -93,6 +95,7 @@ def batch_report(request, pk: int):
             stored = fh.read()
     except FileNotFoundError as exc:
         raise Http404 from exc
+    audit_download(request=request, target=f"import batch {batch.pk} problem report")
     response = HttpResponse(report_download(stored), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{batch.pk}-problems.csv"'
     response["X-Content-Type-Options"] = "nosniff"

@@ -211,6 +211,14 @@ def test_the_report_download_is_a_safe_csv_in_the_readers_language(client, org, 
     assert [line[2] for line in table[1:]] == ["'=HYPERLINK(1)", "'+1+2", "'@SUM(A1)", "-1"]
     assert "är inte ett tal" in table[1][3]
     assert all(not line[3].startswith(("=", "+", "-", "@")) for line in table[1:])
+    # Who took the file, and when, is in the audit log.
+    from units.models import AuditEvent
+
+    download = AuditEvent.objects.filter(action="download").get()
+    assert (download.actor_name, download.target) == (
+        "chair",
+        f"import batch {batch.pk} problem report",
+    )
 
 
 @pytest.mark.parametrize(
