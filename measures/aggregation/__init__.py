@@ -27,9 +27,10 @@ The flow of a full recomputation (DESIGN.md §3, §5, §7), module by module:
    their series, and the unit-level sums of each period (:class:`~measures.models.PeriodSums`).
 
 After an import or a revert, ``jobs.series_refresh_pairs`` redoes only the whole quarters
-around the changed days: those units' rows are aggregated again, every other unit's cells of
-those periods come from ``PeriodSums``, suppression is redone for those periods (it links
-cells only within a week, or within a quarter and its months), and every series with a
+around the changed days (for a weekly measure one more on each side): those units' rows are
+aggregated again, every other unit's cells of those periods come from ``PeriodSums``,
+suppression is redone for those periods (it links cells only within a week, within a quarter
+and its months, or within a month and the weeks that overlap it), and every series with a
 changed cell is spliced and analysed again. It leaves exactly what a full run would.
 
 ``n``, the number a period is suppressed on: for patient-level rows, the number of rows (one

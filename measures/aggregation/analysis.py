@@ -33,7 +33,8 @@ from .cells import (
 #: Part of every series' input digest: raise it when the statistics or the stored fields
 #: change, so that the next run recomputes every series instead of keeping unchanged ones.
 #: 2: points packed in columns (measures.packing), SPC by measures.spc_batch.
-ENGINE_VERSION = 2
+#: 3: complementary suppression per sum, of lone children, and of weeks within months.
+ENGINE_VERSION = 3
 
 #: Decimals kept for displayed figures (values, centre lines, limits): far below what a chart
 #: or a table shows, and the API's JSON then carries no float noise.

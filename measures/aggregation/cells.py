@@ -507,8 +507,24 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     quarters and the sum of its months, and the rules hold for each sum apart (counted
     together, a suppressed month would hide that every unit quarter was shown).
 
-    (Weeks are not summed to months: a week that straddles two months is not published by
-    parts, so no month is a sum of published weeks.)
+    Weeks are not summed to months, but over any span that both whole weeks and whole months
+    cover (a month that begins on a Monday and ends on a Sunday, the whole series) Σ weeks =
+    Σ months, so a shown month less its shown weeks can give a lone suppressed week away. So:
+
+    * a shown month that one suppressed week (n > 0) overlaps: also suppress its smallest
+      shown week that lies wholly in it, or the month when it has none;
+    * a suppressed month whose weeks (n > 0) are all shown: also suppress its smallest week
+      that lies wholly in it, or when it has none (its data lie only in the weeks across its
+      ends), its smallest week across an end.
+
+    Weeks wholly in the month come first, so that a complementary week does not reach into
+    the next month: a refresh looks one quarter further on each side, which holds every such
+    effect (a chain beyond it would need month after month with data only in the weeks across
+    their ends).
+
+    These rules protect each sum on its own; combinations of sums (a 2-D table of units and
+    months, bounds from n ≥ 1 over two levels) can still pin a cell down
+    (tests/aggregation/test_disclosure.py, ``test_known_leaks``).
     """
     count = len(cells)
     n = cells["n"].to_numpy(dtype="float64")
@@ -516,11 +532,15 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     suppressed = (n > 0) & (n < min_n)
     if not suppressed.any():
         return suppressed
-    parent, child, relation = _relations(cells, org)
+    parent, child, relation, interior = _relations(cells, org)
     if not len(parent):
         return suppressed
     live = n[child] > 0
-    parent, child, relation = parent[live], child[live], relation[live]
+    parent, child, relation, interior = parent[live], child[live], relation[live], interior[live]
+    weekly = relation == WEEK_IN_MONTH
+    month_of, week_of, whole_week = parent[weekly], child[weekly], interior[weekly]
+    parent, child, relation = parent[~weekly], child[~weekly], relation[~weekly]
+    months, month_group = np.unique(month_of, return_inverse=True)
     equations, group_of = np.unique(parent * 3 + relation, return_inverse=True)
     groups = equations // 3
     for _round in range(count + 1):
@@ -537,9 +557,29 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
         needs = (shown_count > 0) & (
             (~parent_sup & lone_ones) | (parent_sup & (n[groups] > 0) & (sup_count == 0))
         )
-        if not needs.any() and not lone.any():
+        week_sup = suppressed[week_of]
+        weeks_sup = np.bincount(month_group, weights=week_sup, minlength=len(months))
+        weeks_shown = np.bincount(month_group, weights=~week_sup, minlength=len(months))
+        lone_week = ~suppressed[months] & (weeks_sup == 1)
+        bare_month = suppressed[months] & (weeks_sup == 0) & (weeks_shown > 0)
+        if not needs.any() and not lone.any() and not lone_week.any() and not bare_month.any():
             break
         suppressed[groups[lone]] = True
+        if lone_week.any() or bare_month.any():
+            # The smallest shown week wholly in the month (ties: the first cell); else, for a
+            # shown month, the month itself, and for a suppressed one a week across its ends.
+            rel = np.flatnonzero(
+                (lone_week[month_group] & whole_week | bare_month[month_group]) & ~week_sup
+            )
+            rel = rel[
+                np.lexsort((week_of[rel], n[week_of[rel]], ~whole_week[rel], month_group[rel]))
+            ]
+            first = np.ones(len(rel), dtype=bool)
+            first[1:] = month_group[rel][1:] != month_group[rel][:-1]
+            suppressed[week_of[rel[first]]] = True
+            covered = np.zeros(len(months), dtype=bool)
+            covered[month_group[rel[first]]] = True
+            suppressed[months[lone_week & ~covered]] = True
         if not needs.any():
             continue
         # The smallest shown child of each parent that needs one (ties: the first cell).
@@ -553,10 +593,18 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     return suppressed
 
 
-def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(parent cell index, child cell index, relation) of the three sum relations.
+#: The relation code of a week and a month it overlaps (not a sum: see :func:`suppress`).
+WEEK_IN_MONTH = 3
 
-    ``relation``: 0 unit → department, 1 department → division, 2 month → quarter.
+
+def _relations(
+    cells: pd.DataFrame, org: Organisation
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(parent cell index, child cell index, relation, whole) of the cells' relations.
+
+    ``relation``: 0 unit → department, 1 department → division, 2 month → quarter (sums), and
+    :data:`WEEK_IN_MONTH` (parent: a month, child: a week that overlaps it; ``whole``: the
+    week lies wholly in the month).
 
     Each cell is one packed integer key (measure, level, node, grain, period); a child's
     parent key is computed from it and looked up in the sorted keys (pandas merges of the
@@ -565,7 +613,7 @@ def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.n
     count = len(cells)
     empty = np.array([], dtype=np.int64)
     if not count:
-        return empty, empty, empty
+        return empty, empty, empty, np.array([], dtype=bool)
     measure = cells["measure_id"].to_numpy(dtype="int64")
     level = _codes(cells["level"], LEVEL_DTYPE)
     node = cells["node_id"].to_numpy(dtype="int64")
@@ -594,33 +642,60 @@ def _relations(cells: pd.DataFrame, org: Organisation) -> tuple[np.ndarray, np.n
     keys = pack(measure, level, node, grain, days)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
-    parents, children, relations = [], [], []
+    parents, children, relations, wholes = [], [], [], []
 
-    def link(child: np.ndarray, parent_keys: np.ndarray) -> None:
+    def link(child: np.ndarray, parent_keys: np.ndarray, code: int, whole=True) -> None:
         at = np.searchsorted(ordered, parent_keys)
         found = at < count
         found[found] = ordered[at[found]] == parent_keys[found]
         parents.append(order[at[found]])
         children.append(child[found])
-        relations.append(np.full(int(found.sum()), len(relations), dtype="int64"))
+        relations.append(np.full(int(found.sum()), code, dtype="int64"))
+        wholes.append(np.broadcast_to(np.asarray(whole, dtype=bool), found.shape)[found])
 
     unit_level, department_level, division_level = 0, 1, 2
-    for child_level, lookup, parent_level in (
-        (unit_level, unit_parent, department_level),
-        (department_level, department_parent, division_level),
+    for code, (child_level, lookup, parent_level) in enumerate(
+        (
+            (unit_level, unit_parent, department_level),
+            (department_level, department_parent, division_level),
+        )
     ):
         child = np.flatnonzero(level == child_level)
         up = np.full(len(child), -1, dtype="int64")
         known = node[child] < len(lookup)
         up[known] = lookup[node[child][known]]
         child, up = child[up >= 0], up[up >= 0]
-        link(child, pack(measure[child], parent_level, up, grain[child], days[child]))
-    month, quarter = 1, 2
+        link(child, pack(measure[child], parent_level, up, grain[child], days[child]), code)
+    week, month, quarter = 0, 1, 2
     child = np.flatnonzero(grain == month)
     months = days_to_periods(days[child]).astype("datetime64[M]").astype("int64")
     starts = periods_to_days((months - months % 3).astype("datetime64[M]").astype("datetime64[D]"))
-    link(child, pack(measure[child], level[child], node[child], quarter, starts))
-    return np.concatenate(parents), np.concatenate(children), np.concatenate(relations)
+    link(child, pack(measure[child], level[child], node[child], quarter, starts), 2)
+    # Weeks → the month of their Monday and, when it differs, of their Sunday.
+    child = np.flatnonzero(grain == week)
+    mondays, sundays = (
+        periods_to_days(
+            days_to_periods(days[child] + offset).astype("datetime64[M]").astype("datetime64[D]")
+        )
+        for offset in (0, 6)
+    )
+    whole = mondays == sundays
+    for start, keep, inside in (
+        (mondays, np.ones(len(child), dtype=bool), whole),
+        (sundays, ~whole, ~whole & False),
+    ):
+        # Only month starts within the cells' days can be cells (and pack within its widths).
+        keep = keep & (start >= day_base) & (start <= int(days.max()))
+        c = child[keep]
+        link(
+            c, pack(measure[c], level[c], node[c], month, start[keep]), WEEK_IN_MONTH, inside[keep]
+        )
+    return (
+        np.concatenate(parents),
+        np.concatenate(children),
+        np.concatenate(relations),
+        np.concatenate(wholes),
+    )
 
 
 def _lookup(mapping: Mapping[int, int]) -> np.ndarray:

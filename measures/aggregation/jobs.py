@@ -223,8 +223,10 @@ def series_refresh_pairs(
        range scans), and every other unit's cells in those periods come from the stored
        :class:`PeriodSums`, so departments and the division are pooled again from exact sums;
     2. suppression is redone for those periods — complementary suppression links cells only
-       within a week, or within a quarter and its months, so no other period can change — and
-       compared with the suppression of the stored cells;
+       within a week, within a quarter and its months, or within a month and its weeks (a
+       weekly measure's window takes one more quarter on each side, as a week across a
+       quarter's end reaches into the next), so no other period can change — and compared
+       with the suppression of the stored cells;
     3. every series with a changed cell (the units', their parents', a sibling whose
        complementary suppression moved) is spliced: its stored periods outside the window
        plus the new ones, and its SPC redone; series that lost every period are deleted.
@@ -248,6 +250,11 @@ def series_refresh_pairs(
             measure_window[measure_id] = None
             continue
         lo, hi = _quarter_bounds(*window)
+        if Frequency.WEEK in by_id[measure_id].grains:
+            # A week across a quarter's end can move the suppression of the next (or the
+            # previous) quarter's weeks, never further (cells.suppress): look at both too.
+            lo = _quarter_bounds(lo - timedelta(days=1), lo - timedelta(days=1))[0]
+            hi = _quarter_bounds(hi + timedelta(days=1), hi + timedelta(days=1))[1]
         if measure_id in measure_window:
             old_lo, old_hi = measure_window[measure_id]
             lo, hi = min(lo, old_lo), max(hi, old_hi)

@@ -134,3 +134,25 @@ def test_months_are_exact_for_dates_long_ago(org, rows):
     weekly = Series.objects.get(measure=honos, node_key=f"unit:{org.a1.pk}", grain="week")
     assert weekly.points["period"] == ["1985-04-29"]
     assert weekly.points["value"] == [15.0]
+
+
+def test_a_week_across_a_quarters_end_moves_the_next_quarters_suppression(org, rows):
+    """2 rows on Monday 30 September 2024 (Q3) make the week to 6 October a suppressed week
+    of October too: October's first whole week is suppressed with it (cells.suppress), in Q4,
+    which an import into Q3 alone must still reach."""
+    honos = org.measures["honos"]
+    batch = rows()
+    for day in (date(2024, 9, 2), date(2024, 9, 9), date(2024, 9, 16), date(2024, 9, 23)):
+        batch.value(honos, org.a1, day, 10, times=6)
+    for day in (date(2024, 10, 8), date(2024, 10, 15), date(2024, 10, 22)):
+        batch.value(honos, org.a1, day, 10, times=6)
+    batch.save()
+    series_recompute()
+    late = rows().value(honos, org.a1, date(2024, 9, 30), 30, times=2).save()
+    series_refresh_for_batch(batch_id=late.pk)
+    refreshed = _state()
+    weekly = Series.objects.get(measure=honos, node_key=f"unit:{org.a1.pk}", grain="week")
+    flags = dict(zip(weekly.points["period"], weekly.points["suppressed"], strict=True))
+    assert flags["2024-09-30"] and flags["2024-10-07"]
+    series_recompute(force=True)
+    assert refreshed == _state()
