@@ -499,8 +499,9 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
       suppress its smallest child;
     * a shown parent whose one child (n > 0) is suppressed would be that child (a quarter with
       one month of data, a department with one unit with data): also suppress the parent;
-    * a shown parent whose suppressed children hold n = 1 each would give them all away (a
-      published n ≥ 1 per suppressed cell: 2 between two suppressed units is 1 + 1): also
+    * a shown parent whose suppressed children hold no more than the least a reader can tell
+      they hold would give them all away (a suppressed n is ≥ 1, and ≥ what its own
+      suppressed children hold at the least: 2 between two suppressed units is 1 + 1): also
       suppress its smallest shown child, or the parent when it has none.
 
     Each relation is its own equation: a department quarter is both the sum of its units'
@@ -551,8 +552,23 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
             group_of, weights=np.where(child_sup, n[child], 0.0), minlength=len(groups)
         )
         parent_sup = suppressed[groups]
-        # Lone: one suppressed child, or several of n = 1 (each suppressed n is ≥ 1).
-        lone_ones = (sup_count == 1) | ((sup_count > 1) & (sup_n <= sup_count))
+        # The least n a reader can tell each suppressed cell holds: 1, or what its own
+        # children add up to at the least (a suppressed department of two suppressed units
+        # holds ≥ 2); shown cells their n. Up to four sums deep (unit month → department →
+        # division → quarter).
+        least = np.where(suppressed, 1.0, n)
+        for _depth in range(4):
+            floor = np.zeros(count)
+            np.maximum.at(
+                floor, groups, np.bincount(group_of, weights=least[child], minlength=len(groups))
+            )
+            least = np.where(suppressed, np.maximum(least, floor), n)
+        sup_least = np.bincount(
+            group_of, weights=np.where(child_sup, least[child], 0.0), minlength=len(groups)
+        )
+        # Lone: one suppressed child, or several that hold no more than the least they can
+        # (2 between two suppressed units is 1 + 1).
+        lone_ones = (sup_count == 1) | ((sup_count > 1) & (sup_n <= sup_least + 1e-9))
         lone = ~parent_sup & lone_ones & (shown_count == 0) & (n[groups] > 0)
         needs = (shown_count > 0) & (
             (~parent_sup & lone_ones) | (parent_sup & (n[groups] > 0) & (sup_count == 0))
