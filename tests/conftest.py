@@ -16,6 +16,25 @@ from .factories import (
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _broker_in_memory():
+    """Tasks a unit test sends go nowhere: never into `make run`'s broker in var/, nor to a
+    worker of the end-to-end tests (which publish to theirs only while a test asks for it)."""
+    from lhs.celery import app
+
+    def use(url: str) -> None:
+        app.conf.broker_url = url
+        # The app keeps its connection and producer pools once it has published.
+        app._pool = None
+        if "amqp" in app.__dict__:
+            app.amqp._producer_pool = None
+
+    saved = app.conf.broker_url
+    use("memory://")
+    yield
+    use(saved)
+
+
 @pytest.fixture(autouse=True)
 def _media_and_cache(settings, tmp_path):
     """Uploaded files go to a per-test folder; the cache is per process memory in unit tests."""

@@ -114,6 +114,7 @@ def fault_worker(own_redis, tmp_path, settings, org):
         }
     }
     worker.start()
+    worker.use_here()
     yield worker
     worker.stop()
 

@@ -152,19 +152,25 @@ class Worker:
         # lhs/settings.py puts the embedded broker here when LHS_VAR_DIR is var_dir.
         return self.redis_url or f"lhs-sqlite+sqlite:///{self.var_dir / 'broker.sqlite3'}"
 
-    def _use_private_broker_here(self) -> None:
-        """Publish from this process to the worker's broker."""
+    def use_here(self) -> None:
+        """Publish from this process to the worker's broker (until :meth:`release_here`)."""
         if self._saved_broker_url is None:
             self._saved_broker_url = celery_app.conf.broker_url
         celery_app.conf.broker_url = self.broker_url
         _reset_broker_pools()
+
+    def release_here(self) -> None:
+        """Publish where this process did before (the unit tests' in-memory broker)."""
+        if self._saved_broker_url is not None:
+            celery_app.conf.broker_url = self._saved_broker_url
+            self._saved_broker_url = None
+            _reset_broker_pools()
 
     def start(self, *, purge: bool = True) -> None:
         """Start the worker (and beat, if asked); ``purge=False`` for a restart, which must
         find the queue as the last worker left it."""
         self.media_root.mkdir(parents=True, exist_ok=True)
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        self._use_private_broker_here()
         # If pytest itself is killed, the worker must not live on and take the next run's
         # messages (util-linux's setpriv sets the parent-death signal, then execs).
         setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
@@ -244,10 +250,7 @@ class Worker:
                     process.kill()
                     process.wait()
         self.beat_process = None
-        if self._saved_broker_url is not None:
-            celery_app.conf.broker_url = self._saved_broker_url
-            self._saved_broker_url = None
-            _reset_broker_pools()
+        self.release_here()
 
     def kill(self) -> None:
         """SIGKILL, as the kernel's OOM killer or a pulled plug ends a worker: no clean-up."""
@@ -336,12 +339,14 @@ def worker_settings(celery_worker: Worker, settings) -> Iterator[Worker]:
     """
     celery_worker.assert_alive()
     settings.CELERY_TASK_ALWAYS_EAGER = False  # even if LHS_CELERY_EAGER is set for the run
+    celery_worker.use_here()
     settings.MEDIA_ROOT = celery_worker.media_root
     settings.CACHES = celery_worker.caches
     yield celery_worker
     # An import queues a series refresh when it commits; the test may end before the worker
     # has run it, and flushing the database under it deadlocks with its locks.
     celery_worker.wait_until_idle()
+    celery_worker.release_here()
 
 
 __all__ = ["IMPORT_TIMEOUT", "Worker", "celery_worker", "worker_settings"]
