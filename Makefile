@@ -21,11 +21,18 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo
 	@echo "Starting the app on http://$(HOST)/ with a background worker (Ctrl-C stops both)."
+	@# The worker and beat each in a loop that starts it again if it stops (beat on its own:
+	@# a beat embedded in a worker that was killed lives on and would then run twice).
 	@trap 'kill 0' INT TERM EXIT; \
 	while true; do \
-		DJANGO_DEBUG=1 $(BIN)/celery -A lhs worker --beat --pool=solo --loglevel=WARNING \
-			--schedule=var/celerybeat-schedule --without-mingle --without-gossip; \
+		DJANGO_DEBUG=1 $(BIN)/celery -A lhs worker --pool=solo --loglevel=WARNING \
+			--without-mingle --without-gossip; \
 		echo "The background worker stopped ($$?); starting it again in 2 s."; sleep 2; \
+	done & \
+	while true; do \
+		DJANGO_DEBUG=1 $(BIN)/celery -A lhs beat --loglevel=WARNING \
+			--schedule=var/celerybeat-schedule; \
+		echo "The scheduler (beat) stopped ($$?); starting it again in 2 s."; sleep 2; \
 	done & \
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
 
