@@ -523,9 +523,11 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     effect (a chain beyond it would need month after month with data only in the weeks across
     their ends).
 
-    These rules protect each sum on its own; combinations of sums (a 2-D table of units and
-    months, bounds from n ≥ 1 over two levels) can still pin a cell down
-    (tests/aggregation/test_disclosure.py, ``test_known_leaks``).
+    These rules protect each sum on its own. Combined, sums can still pin a cell down (a
+    2-D table of units and months with its quarter): each (measure, quarter)'s months and
+    quarters are then solved exactly and one more cell hidden where one is determined
+    (:func:`_audit_quarters`). Not solved exactly: weeks against months combined with the
+    other sums (tests/aggregation/test_disclosure.py, ``test_known_leaks``).
     """
     count = len(cells)
     n = cells["n"].to_numpy(dtype="float64")
@@ -544,73 +546,167 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     months, month_group = np.unique(month_of, return_inverse=True)
     equations, group_of = np.unique(parent * 3 + relation, return_inverse=True)
     groups = equations // 3
-    for _round in range(count + 1):
-        child_sup = suppressed[child]
-        sup_count = np.bincount(group_of, weights=child_sup, minlength=len(groups))
-        shown_count = np.bincount(group_of, weights=~child_sup, minlength=len(groups))
-        sup_n = np.bincount(
-            group_of, weights=np.where(child_sup, n[child], 0.0), minlength=len(groups)
-        )
-        parent_sup = suppressed[groups]
-        # The least n a reader can tell each suppressed cell holds: 1, or what its own
-        # children add up to at the least (a suppressed department of two suppressed units
-        # holds ≥ 2); shown cells their n. Up to four sums deep (unit month → department →
-        # division → quarter).
-        least = np.where(suppressed, 1.0, n)
-        for _depth in range(4):
-            floor = np.zeros(count)
-            np.maximum.at(
-                floor, groups, np.bincount(group_of, weights=least[child], minlength=len(groups))
+    cell_quarter = _quarter_keys(cells)
+    for _audit in range(count + 1):
+        for _round in range(count + 1):
+            child_sup = suppressed[child]
+            sup_count = np.bincount(group_of, weights=child_sup, minlength=len(groups))
+            shown_count = np.bincount(group_of, weights=~child_sup, minlength=len(groups))
+            sup_n = np.bincount(
+                group_of, weights=np.where(child_sup, n[child], 0.0), minlength=len(groups)
             )
-            least = np.where(suppressed, np.maximum(least, floor), n)
-        sup_least = np.bincount(
-            group_of, weights=np.where(child_sup, least[child], 0.0), minlength=len(groups)
-        )
-        # Lone: one suppressed child, or several that hold no more than the least they can
-        # (2 between two suppressed units is 1 + 1).
-        lone_ones = (sup_count == 1) | ((sup_count > 1) & (sup_n <= sup_least + 1e-9))
-        lone = ~parent_sup & lone_ones & (shown_count == 0) & (n[groups] > 0)
-        needs = (shown_count > 0) & (
-            (~parent_sup & lone_ones) | (parent_sup & (n[groups] > 0) & (sup_count == 0))
-        )
-        week_sup = suppressed[week_of]
-        weeks_sup = np.bincount(month_group, weights=week_sup, minlength=len(months))
-        weeks_shown = np.bincount(month_group, weights=~week_sup, minlength=len(months))
-        lone_week = ~suppressed[months] & (weeks_sup == 1)
-        bare_month = suppressed[months] & (weeks_sup == 0) & (weeks_shown > 0)
-        if not needs.any() and not lone.any() and not lone_week.any() and not bare_month.any():
-            break
-        suppressed[groups[lone]] = True
-        if lone_week.any() or bare_month.any():
-            # The smallest shown week wholly in the month (ties: the first cell); else, for a
-            # shown month, the month itself, and for a suppressed one a week across its ends.
-            rel = np.flatnonzero(
-                (lone_week[month_group] & whole_week | bare_month[month_group]) & ~week_sup
+            parent_sup = suppressed[groups]
+            # The least n a reader can tell each suppressed cell holds: 1, or what its own
+            # children add up to at the least (a suppressed department of two suppressed units
+            # holds ≥ 2); shown cells their n. Up to four sums deep (unit month → department →
+            # division → quarter).
+            least = np.where(suppressed, 1.0, n)
+            for _depth in range(4):
+                floor = np.zeros(count)
+                np.maximum.at(
+                    floor,
+                    groups,
+                    np.bincount(group_of, weights=least[child], minlength=len(groups)),
+                )
+                least = np.where(suppressed, np.maximum(least, floor), n)
+            sup_least = np.bincount(
+                group_of, weights=np.where(child_sup, least[child], 0.0), minlength=len(groups)
             )
-            rel = rel[
-                np.lexsort((week_of[rel], n[week_of[rel]], ~whole_week[rel], month_group[rel]))
-            ]
+            # Lone: one suppressed child, or several that hold no more than the least they can
+            # (2 between two suppressed units is 1 + 1).
+            lone_ones = (sup_count == 1) | ((sup_count > 1) & (sup_n <= sup_least + 1e-9))
+            lone = ~parent_sup & lone_ones & (shown_count == 0) & (n[groups] > 0)
+            needs = (shown_count > 0) & (
+                (~parent_sup & lone_ones) | (parent_sup & (n[groups] > 0) & (sup_count == 0))
+            )
+            week_sup = suppressed[week_of]
+            weeks_sup = np.bincount(month_group, weights=week_sup, minlength=len(months))
+            weeks_shown = np.bincount(month_group, weights=~week_sup, minlength=len(months))
+            lone_week = ~suppressed[months] & (weeks_sup == 1)
+            bare_month = suppressed[months] & (weeks_sup == 0) & (weeks_shown > 0)
+            if not needs.any() and not lone.any() and not lone_week.any() and not bare_month.any():
+                break
+            suppressed[groups[lone]] = True
+            if lone_week.any() or bare_month.any():
+                # The smallest shown week wholly in the month (ties: the first cell); else, for a
+                # shown month, the month itself, and for a suppressed one a week across its ends.
+                rel = np.flatnonzero(
+                    (lone_week[month_group] & whole_week | bare_month[month_group]) & ~week_sup
+                )
+                rel = rel[
+                    np.lexsort((week_of[rel], n[week_of[rel]], ~whole_week[rel], month_group[rel]))
+                ]
+                first = np.ones(len(rel), dtype=bool)
+                first[1:] = month_group[rel][1:] != month_group[rel][:-1]
+                suppressed[week_of[rel[first]]] = True
+                covered = np.zeros(len(months), dtype=bool)
+                covered[month_group[rel[first]]] = True
+                suppressed[months[lone_week & ~covered]] = True
+            if not needs.any():
+                continue
+            # The smallest shown child of each parent that needs one (ties: the first cell).
+            candidate = needs[group_of] & ~child_sup
+            rel = np.flatnonzero(candidate)
+            order = np.lexsort((child[rel], n[child[rel]], group_of[rel]))
+            rel = rel[order]
             first = np.ones(len(rel), dtype=bool)
-            first[1:] = month_group[rel][1:] != month_group[rel][:-1]
-            suppressed[week_of[rel[first]]] = True
-            covered = np.zeros(len(months), dtype=bool)
-            covered[month_group[rel[first]]] = True
-            suppressed[months[lone_week & ~covered]] = True
-        if not needs.any():
-            continue
-        # The smallest shown child of each parent that needs one (ties: the first cell).
-        candidate = needs[group_of] & ~child_sup
-        rel = np.flatnonzero(candidate)
-        order = np.lexsort((child[rel], n[child[rel]], group_of[rel]))
-        rel = rel[order]
-        first = np.ones(len(rel), dtype=bool)
-        first[1:] = group_of[rel][1:] != group_of[rel][:-1]
-        suppressed[child[rel[first]]] = True
+            first[1:] = group_of[rel][1:] != group_of[rel][:-1]
+            suppressed[child[rel[first]]] = True
+        # The rules hold each sum on its own; combined (units × months × quarter, a 2-D
+        # table) they can still pin a cell down: solve for it, and hide one more where so.
+        if not _audit_quarters(cells, suppressed, parent, child, group_of, cell_quarter):
+            break
     return suppressed
 
 
 #: The relation code of a week and a month it overlaps (not a sum: see :func:`suppress`).
 WEEK_IN_MONTH = 3
+
+
+def _quarter_keys(cells: pd.DataFrame) -> np.ndarray:
+    """Per cell: (measure, first day of its quarter) packed in one int for months and
+    quarters, -1 for weeks. Sums of months and quarters never cross these keys."""
+    grain = _codes(cells["grain"], GRAIN_DTYPE)
+    months = cells["period"].to_numpy().astype("datetime64[M]").astype("int64")
+    quarter = months - months % 3
+    key = cells["measure_id"].to_numpy(dtype="int64") * 100_000 + (quarter - quarter.min())
+    return np.where(grain > 0, key, -1)
+
+
+def _audit_quarters(
+    cells: pd.DataFrame,
+    suppressed: np.ndarray,
+    parent: np.ndarray,
+    child: np.ndarray,
+    group_of: np.ndarray,
+    cell_quarter: np.ndarray,
+) -> bool:
+    """Hide one more cell for each suppressed month or quarter that the published sums of
+    its quarter (every level, months and the quarter) determine; True if any was hidden.
+
+    A cell is determined when its unit vector lies in the row space of the equations over
+    the suppressed cells: zero in every vector of their null space. Each (measure, quarter) is
+    solved apart (the sums never cross it), so a refresh of whole quarters sees the same.
+    """
+    n = cells["n"].to_numpy(dtype="float64")
+    in_quarters = (cell_quarter[parent] >= 0) & (cell_quarter[child] >= 0)
+    if not in_quarters.any():
+        return False
+    eq_parent, eq_child, eq_id = parent[in_quarters], child[in_quarters], group_of[in_quarters]
+    eq_key = cell_quarter[eq_parent]
+    hidden = suppressed & (n > 0)
+    touched = np.unique(eq_key[hidden[eq_parent] | hidden[eq_child]])
+    added = False
+    for key in touched:
+        rows = np.flatnonzero(eq_key == key)
+        parents, children, ids = eq_parent[rows], eq_child[rows], eq_id[rows]
+        members = np.unique(np.concatenate([parents, children]))
+        for _step in range(len(members)):
+            unknown = members[suppressed[members] & (n[members] > 0)]
+            determined = _determined(unknown, parents, children, ids)
+            if not len(determined):
+                break
+            cell = determined[0]
+            # One more hidden cell: the smallest shown one that leaves this cell undetermined,
+            # those in a sum with it first (ties: the first cell).
+            with_it = np.isin(ids, ids[(parents == cell) | (children == cell)])
+            near = np.isin(members, np.concatenate([parents[with_it], children[with_it]]))
+            shown = ~suppressed[members] & (n[members] > 0)
+            order = np.lexsort((members, n[members], ~near))
+            order = order[shown[order]]
+            if not len(order):
+                break
+            choice = members[order[0]]
+            for i in order[:20]:
+                trial = np.append(unknown, members[i])
+                if cell not in _determined(trial, parents, children, ids):
+                    choice = members[i]
+                    break
+            suppressed[choice] = True
+            added = True
+    return added
+
+
+def _determined(
+    unknown: np.ndarray, parents: np.ndarray, children: np.ndarray, ids: np.ndarray
+) -> np.ndarray:
+    """The unknown cells that the sums (parent = Σ children, one equation per id) pin down:
+    zero in every vector of the null space of the equations over the unknowns."""
+    if not len(unknown):
+        return unknown
+    column = {int(c): i for i, c in enumerate(unknown)}
+    equations, row_of = np.unique(ids, return_inverse=True)
+    matrix = np.zeros((len(equations), len(unknown)))
+    for r, p_, c_ in zip(row_of, parents, children, strict=True):
+        if int(c_) in column:
+            matrix[r, column[int(c_)]] = 1.0
+        if int(p_) in column:
+            matrix[r, column[int(p_)]] = -1.0
+    _u, singular, vt = np.linalg.svd(matrix)
+    null = vt[int((singular > 1e-9).sum()) :]
+    if not len(null):
+        return unknown
+    return unknown[np.abs(null).max(axis=0) < 1e-9]
 
 
 def _relations(
