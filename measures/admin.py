@@ -6,6 +6,7 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import ImportBatch, Measure, Series
+from .series import published_totals
 from .services import import_batch_revert
 from .tasks import series_refresh_task
 
@@ -102,11 +103,25 @@ class ImportBatchAdmin(admin.ModelAdmin):
 class SeriesAdmin(admin.ModelAdmin):
     """Read-only: series are written by the aggregation jobs alone."""
 
-    list_display = ["measure", "level", "node_key", "grain", "observation_count", "computed_at"]
+    list_display = [
+        "measure",
+        "level",
+        "node_key",
+        "grain",
+        "published_observations",
+        "computed_at",
+    ]
     list_filter = ["level", "grain"]
     search_fields = ["measure__code", "node_key"]
     list_select_related = ["measure"]
-    exclude = ["data"]  # holds suppressed figures; admins read series through the API
+    # ``data`` holds suppressed figures, and ``observation_count`` counts their rows too (a
+    # suppressed n is that count less the shown ones): the admin shows published totals only.
+    exclude = ["data", "observation_count"]
+    readonly_fields = ["published_observations"]
+
+    @admin.display(description=_("observations (shown periods)"))
+    def published_observations(self, series) -> int:
+        return published_totals(series).observations
 
     def has_add_permission(self, request):
         return False

@@ -154,3 +154,19 @@ def test_series_are_documented_in_the_schema(data):
     assert {"measure", "unit", "department", "division", "grain", "from", "to"} <= names
     point = schema["components"]["schemas"]["SeriesPoint"]["properties"]
     assert {"suppressed", "value", "upper", "lower", "signals"} <= set(point)
+
+
+def test_the_admin_shows_only_published_totals_of_a_series(data, client):
+    """The raw count includes the suppressed week's rows: the admin must not show it either."""
+    series = series_of(data.measures["honos"], "unit", data.a1, "week")
+    published = _client(data.people["admin"]).get(f"{URL}{series.pk}/").json()
+    assert series.observation_count != published["observation_count"]
+    client.force_login(data.people["admin"])
+
+    listing = client.get("/admin/measures/series/", {"q": "honos-total"}).content.decode()
+    row = listing.split(f'value="{series.pk}"')[1].split("</tr>")[0]
+    detail = client.get(f"/admin/measures/series/{series.pk}/change/").content.decode()
+
+    for page in (row, detail):
+        assert f">{published['observation_count']}<" in page
+        assert f">{series.observation_count}<" not in page
