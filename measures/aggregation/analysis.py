@@ -34,7 +34,8 @@ from .cells import (
 #: change, so that the next run recomputes every series instead of keeping unchanged ones.
 #: 2: points packed in columns (measures.packing), SPC by measures.spc_batch.
 #: 3: complementary suppression per sum, of lone children, and of weeks within months.
-ENGINE_VERSION = 3
+#: 4: the exact audit of each quarter takes in the weeks linked to its months.
+ENGINE_VERSION = 4
 
 #: Decimals kept for displayed figures (values, centre lines, limits): far below what a chart
 #: or a table shows, and the API's JSON then carries no float noise.

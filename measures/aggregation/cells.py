@@ -524,10 +524,10 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
     their ends).
 
     These rules protect each sum on its own. Combined, sums can still pin a cell down (a
-    2-D table of units and months with its quarter): each (measure, quarter)'s months and
-    quarters are then solved exactly and one more cell hidden where one is determined
-    (:func:`_audit_quarters`). Not solved exactly: weeks against months combined with the
-    other sums (tests/aggregation/test_disclosure.py, ``test_known_leaks``).
+    2-D table of units and months with its quarter; a week across two months whose sum the
+    quarter gives): each (measure, quarter)'s months, quarters and the weeks linked to its
+    months are then solved exactly, as if every cell outside the quarter were known, and one
+    more cell hidden where one is determined (:func:`_audit_quarters`).
     """
     count = len(cells)
     n = cells["n"].to_numpy(dtype="float64")
@@ -614,7 +614,9 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
             suppressed[child[rel[first]]] = True
         # The rules hold each sum on its own; combined (units × months × quarter, a 2-D
         # table) they can still pin a cell down: solve for it, and hide one more where so.
-        if not _audit_quarters(cells, suppressed, parent, child, group_of, cell_quarter):
+        if not _audit_quarters(
+            cells, suppressed, parent, child, group_of, month_of, week_of, cell_quarter
+        ):
             break
     return suppressed
 
@@ -623,14 +625,19 @@ def suppress(cells: pd.DataFrame, minimum_n: Mapping[int, int], org: Organisatio
 WEEK_IN_MONTH = 3
 
 
-def _quarter_keys(cells: pd.DataFrame) -> np.ndarray:
-    """Per cell: (measure, first day of its quarter) packed in one int for months and
-    quarters, -1 for weeks. Sums of months and quarters never cross these keys."""
+def _quarter_keys(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: (measure, quarter) packed in one int, of its first day and of its last day
+    (they differ only for a week across a quarter's end)."""
     grain = _codes(cells["grain"], GRAIN_DTYPE)
-    months = cells["period"].to_numpy().astype("datetime64[M]").astype("int64")
-    quarter = months - months % 3
-    key = cells["measure_id"].to_numpy(dtype="int64") * 100_000 + (quarter - quarter.min())
-    return np.where(grain > 0, key, -1)
+    first = cells["period"].to_numpy().astype("datetime64[D]")
+    last = first + np.where(grain == 0, 6, 0).astype("timedelta64[D]")
+    quarters = []
+    for days in (first, last):
+        months = days.astype("datetime64[M]").astype("int64")
+        quarters.append(months - months % 3)
+    base = quarters[0].min()
+    measure = cells["measure_id"].to_numpy(dtype="int64") * 100_000
+    return measure + (quarters[0] - base), measure + (quarters[1] - base)
 
 
 def _audit_quarters(
@@ -639,47 +646,142 @@ def _audit_quarters(
     parent: np.ndarray,
     child: np.ndarray,
     group_of: np.ndarray,
-    cell_quarter: np.ndarray,
+    month_of: np.ndarray,
+    week_of: np.ndarray,
+    keys: tuple[np.ndarray, np.ndarray],
 ) -> bool:
-    """Hide one more cell for each suppressed month or quarter that the published sums of
-    its quarter (every level, months and the quarter) determine; True if any was hidden.
+    """Hide one more cell for each suppressed cell that the published sums around its quarter
+    determine; True if any was hidden.
 
-    A cell is determined when its unit vector lies in the row space of the equations over
-    the suppressed cells: zero in every vector of their null space. Each (measure, quarter) is
-    solved apart (the sums never cross it), so a refresh of whole quarters sees the same.
+    The equations: every sum (hierarchy, months → quarter, at every grain) and, per node,
+    Σ weeks = Σ months over each set of weeks and months linked by overlapping days. Each
+    (measure, quarter) is solved apart as if the reader knew every cell outside it exactly:
+    its months and quarter, and the weeks that have data in its months (a week across the
+    quarter's end is in both quarters). The equations restricted so still hold (with what
+    lies outside as known constants), and a reader who knows more can work out more, so a
+    cell left undetermined there is undetermined in truth. A cell is determined when its unit
+    vector lies in the row space of the equations over the suppressed cells: zero in every
+    vector of their null space. Only a quarter's own cells are read, so a refresh of whole
+    quarters (and one more on each side for weeks) sees the same.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = cells["n"].to_numpy(dtype="float64")
-    in_quarters = (cell_quarter[parent] >= 0) & (cell_quarter[child] >= 0)
-    if not in_quarters.any():
-        return False
-    eq_parent, eq_child, eq_id = parent[in_quarters], child[in_quarters], group_of[in_quarters]
-    eq_key = cell_quarter[eq_parent]
     hidden = suppressed & (n > 0)
-    touched = np.unique(eq_key[hidden[eq_parent] | hidden[eq_child]])
+    if not hidden.any():
+        return False
+    first_key, _last_key = keys
+    count = len(cells)
+    weekly = _codes(cells["grain"], GRAIN_DTYPE) == 0
+    # Membership (quarter, cell): months and quarters in theirs; a week in each quarter of a
+    # month it is linked to (else that of its Monday).
+    linked = np.zeros(count, dtype=bool)
+    linked[week_of] = True
+    plain = np.flatnonzero(~weekly | ~linked)
+    pairs = np.unique(
+        np.stack(
+            [
+                np.concatenate([first_key[plain], first_key[month_of]]),
+                np.concatenate([plain, week_of]),
+            ]
+        ),
+        axis=1,
+    )
+    member_key, member = pairs[0], pairs[1]
+    # Equations as (quarter, equation, cell, coefficient). Sums: in every quarter of a cell
+    # in them (cells outside a quarter count as known there).
+    sum_parent = np.zeros(group_of.max() + 1 if len(group_of) else 0, dtype="int64")
+    sum_parent[group_of] = parent
+    entries_eq = np.concatenate([group_of, np.arange(len(sum_parent))])
+    entries_cell = np.concatenate([child, sum_parent])
+    entries_coef = np.concatenate([np.ones(len(child)), -np.ones(len(sum_parent))])
+    # Per (cell, quarter) node the equations it is in: join entries with membership.
+    order = np.argsort(member, kind="stable")
+    by_cell = member[order]
+    lo = np.searchsorted(by_cell, entries_cell, side="left")
+    hi = np.searchsorted(by_cell, entries_cell, side="right")
+    repeat = hi - lo
+    entry_index = np.repeat(np.arange(len(entries_cell)), repeat)
+    offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    entry_key = member_key[order][np.repeat(lo, repeat) + offsets]
+    # An equation belongs to each quarter one of its cells is in.
+    eq_quarters = np.unique(np.stack([entries_eq[entry_index], entry_key]), axis=1)
+    quarter_eq = [eq_quarters[1], eq_quarters[0]]
+    # Weeks against months: per quarter, the connected sets of its months and the weeks
+    # linked to them; one equation each, Σ weeks − Σ months.
+    link_key = first_key[month_of]
+    if len(month_of):
+        nodes, node_of = np.unique(
+            np.stack([np.concatenate([link_key, link_key]), np.concatenate([month_of, week_of])]),
+            axis=1,
+            return_inverse=True,
+        )
+        node_of = node_of.reshape(-1)
+        half = len(month_of)
+        graph = coo_matrix(
+            (np.ones(half), (node_of[:half], node_of[half:])), shape=(nodes.shape[1],) * 2
+        )
+        _ncomp, label = connected_components(graph, directed=False)
+        label = label + len(sum_parent)
+        component_cell = nodes[1]
+        component_coef = np.where(weekly[component_cell], 1.0, -1.0)
+    else:
+        label = component_cell = np.array([], dtype="int64")
+        component_coef = np.array([])
+        nodes = np.zeros((2, 0), dtype="int64")
+    # All equations per quarter: (key, equation, cell, coefficient).
+    sel = np.argsort(entries_eq, kind="stable")
+    eq_sorted = entries_eq[sel]
+    touched = np.unique(member_key[hidden[member]])
+    q_order = np.argsort(quarter_eq[0], kind="stable")
+    q_keys, q_ids = quarter_eq[0][q_order], quarter_eq[1][q_order]
+    c_order = np.argsort(nodes[0], kind="stable")
+    c_keys = nodes[0][c_order]
+    m_order = np.argsort(member_key, kind="stable")
+    m_keys = member_key[m_order]
     added = False
-    for key in touched:
-        rows = np.flatnonzero(eq_key == key)
-        parents, children, ids = eq_parent[rows], eq_child[rows], eq_id[rows]
-        members = np.unique(np.concatenate([parents, children]))
+    for key in touched.tolist():
+        members = member[m_order][
+            np.searchsorted(m_keys, key) : np.searchsorted(m_keys, key, side="right")
+        ]
+        ids = q_ids[np.searchsorted(q_keys, key) : np.searchsorted(q_keys, key, side="right")]
+        at = np.concatenate(
+            [
+                np.arange(a, b)
+                for a, b in zip(
+                    np.searchsorted(eq_sorted, ids),
+                    np.searchsorted(eq_sorted, ids, side="right"),
+                    strict=True,
+                )
+            ]
+            or [np.array([], dtype="int64")]
+        )
+        comp = c_order[np.searchsorted(c_keys, key) : np.searchsorted(c_keys, key, side="right")]
+        eq = np.concatenate([entries_eq[sel[at]], label[comp]])
+        cell = np.concatenate([entries_cell[sel[at]], component_cell[comp]])
+        coef = np.concatenate([entries_coef[sel[at]], component_coef[comp]])
+        inside = np.isin(cell, members)
+        eq, cell, coef = eq[inside], cell[inside], coef[inside]
+        crossing = weekly[members] & (first_key[members] != keys[1][members])
         for _step in range(len(members)):
             unknown = members[suppressed[members] & (n[members] > 0)]
-            determined = _determined(unknown, parents, children, ids)
+            determined = _determined(unknown, eq, cell, coef)
             if not len(determined):
                 break
-            cell = determined[0]
+            target = determined[0]
             # One more hidden cell: the smallest shown one that leaves this cell undetermined,
-            # those in a sum with it first (ties: the first cell).
-            with_it = np.isin(ids, ids[(parents == cell) | (children == cell)])
-            near = np.isin(members, np.concatenate([parents[with_it], children[with_it]]))
+            # those in an equation with it first, weeks across the quarter's ends last (they
+            # reach into the next quarter; ties: the first cell).
+            near = np.isin(members, cell[np.isin(eq, eq[cell == target])])
             shown = ~suppressed[members] & (n[members] > 0)
-            order = np.lexsort((members, n[members], ~near))
-            order = order[shown[order]]
-            if not len(order):
+            choices = np.lexsort((members, n[members], crossing, ~near))
+            choices = choices[shown[choices]]
+            if not len(choices):
                 break
-            choice = members[order[0]]
-            for i in order[:20]:
-                trial = np.append(unknown, members[i])
-                if cell not in _determined(trial, parents, children, ids):
+            choice = members[choices[0]]
+            for i in choices[:20]:
+                if target not in _determined(np.append(unknown, members[i]), eq, cell, coef):
                     choice = members[i]
                     break
             suppressed[choice] = True
@@ -688,25 +790,25 @@ def _audit_quarters(
 
 
 def _determined(
-    unknown: np.ndarray, parents: np.ndarray, children: np.ndarray, ids: np.ndarray
+    unknown: np.ndarray, eq: np.ndarray, cell: np.ndarray, coef: np.ndarray
 ) -> np.ndarray:
-    """The unknown cells that the sums (parent = Σ children, one equation per id) pin down:
-    zero in every vector of the null space of the equations over the unknowns."""
+    """The unknown cells that the equations Σ coefficient · cell = known (one per ``eq``) pin
+    down: zero in every vector of the null space of the equations over the unknowns."""
     if not len(unknown):
         return unknown
-    column = {int(c): i for i, c in enumerate(unknown)}
-    equations, row_of = np.unique(ids, return_inverse=True)
-    matrix = np.zeros((len(equations), len(unknown)))
-    for r, p_, c_ in zip(row_of, parents, children, strict=True):
-        if int(c_) in column:
-            matrix[r, column[int(c_)]] = 1.0
-        if int(p_) in column:
-            matrix[r, column[int(p_)]] = -1.0
+    used = np.isin(cell, unknown)
+    if not used.any():
+        return unknown
+    rows, row_of = np.unique(eq[used], return_inverse=True)
+    column = np.searchsorted(np.sort(unknown), cell[used])
+    matrix = np.zeros((len(rows), len(unknown)))
+    matrix[row_of, column] = coef[used]
     _u, singular, vt = np.linalg.svd(matrix)
     null = vt[int((singular > 1e-9).sum()) :]
+    ordered = np.sort(unknown)
     if not len(null):
-        return unknown
-    return unknown[np.abs(null).max(axis=0) < 1e-9]
+        return ordered
+    return ordered[np.abs(null).max(axis=0) < 1e-9]
 
 
 def _relations(
