@@ -100,7 +100,9 @@ class ProblemSummarySerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text=_("Rows with this problem."))
     rows = serializers.ListField(child=serializers.IntegerField(), help_text=_("The first rows."))
     column = serializers.CharField(allow_blank=True)
-    message = serializers.CharField(help_text=_("The first such problem, in the reader's language."))
+    message = serializers.CharField(
+        help_text=_("The first such problem, in the reader's language.")
+    )
 
 
 class ImportBatchSerializer(serializers.ModelSerializer):
@@ -196,6 +198,7 @@ class ImportBatchViewSet(
     serializer_class = ImportBatchSerializer
     pagination_class = Pagination
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
     def get_throttles(self):
         # Uploads only (one limit with the upload page): clients poll progress every second.
         return [ImportUploadThrottle()] if self.action == "create" else []

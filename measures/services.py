@@ -132,7 +132,8 @@ def _sizes(size: int, limit: int) -> tuple[str, str]:
     shown = [f"{number_format(n / 2**20, 1, use_l10n=True)} MB" for n in (size, limit)]
     if shown[0] == shown[1]:
         shown = [
-            _("%(bytes)s bytes") % {"bytes": number_format(n, 0, use_l10n=True, force_grouping=True)}
+            _("%(bytes)s bytes")
+            % {"bytes": number_format(n, 0, use_l10n=True, force_grouping=True)}
             for n in (size, limit)
         ]
     return shown[0], shown[1]

@@ -329,9 +329,7 @@ def test_chair_may_not_import_for_another_unit(org, run_import):
         (6, "PSY-01"),
         (9, "AFF-02"),
     ]
-    assert all(
-        "You may not import data for unit" in e["message"] for e in batch.rendered_errors
-    )
+    assert all("You may not import data for unit" in e["message"] for e in batch.rendered_errors)
     assert Observation.objects.count() == 0
 
 
