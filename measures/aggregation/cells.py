@@ -803,6 +803,9 @@ def _determined(
     column = np.searchsorted(np.sort(unknown), cell[used])
     matrix = np.zeros((len(rows), len(unknown)))
     matrix[row_of, column] = coef[used]
+    if len(rows) > len(unknown):
+        # The same row space in a square matrix: an SVD of all the rows cost ten times more.
+        matrix = np.linalg.qr(matrix, mode="r")
     _u, singular, vt = np.linalg.svd(matrix)
     null = vt[int((singular > 1e-9).sum()) :]
     ordered = np.sort(unknown)
