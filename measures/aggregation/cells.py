@@ -793,25 +793,58 @@ def _determined(
     unknown: np.ndarray, eq: np.ndarray, cell: np.ndarray, coef: np.ndarray
 ) -> np.ndarray:
     """The unknown cells that the equations Σ coefficient · cell = known (one per ``eq``) pin
-    down: zero in every vector of the null space of the equations over the unknowns."""
-    if not len(unknown):
-        return unknown
-    used = np.isin(cell, unknown)
-    if not used.any():
-        return unknown
-    rows, row_of = np.unique(eq[used], return_inverse=True)
-    column = np.searchsorted(np.sort(unknown), cell[used])
-    matrix = np.zeros((len(rows), len(unknown)))
-    matrix[row_of, column] = coef[used]
-    if len(rows) > len(unknown):
-        # The same row space in a square matrix: an SVD of all the rows cost ten times more.
-        matrix = np.linalg.qr(matrix, mode="r")
-    _u, singular, vt = np.linalg.svd(matrix)
-    null = vt[int((singular > 1e-9).sum()) :]
+    down: zero in every vector of the null space of the equations over the unknowns.
+
+    Solved per block of unknowns linked by equations (most blocks are a few cells: one SVD
+    of a quarter's hundreds of unknowns cost a hundred times more)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     ordered = np.sort(unknown)
-    if not len(null):
+    if not len(ordered):
         return ordered
-    return ordered[np.abs(null).max(axis=0) < 1e-9]
+    used = np.isin(cell, ordered)
+    if not used.any():
+        return ordered
+    rows, row_of = np.unique(eq[used], return_inverse=True)
+    column = np.searchsorted(ordered, cell[used])
+    values = coef[used]
+    # Unknowns and equations as one graph: nodes 0..k-1 the unknowns, k.. the equations.
+    k = len(ordered)
+    graph = coo_matrix(
+        (np.ones(len(column)), (column, k + row_of)), shape=(k + len(rows), k + len(rows))
+    )
+    _count, label = connected_components(graph, directed=False)
+    block_of_column = label[:k]
+    block_of_entry = block_of_column[column]
+    out = np.zeros(k, dtype=bool)
+    entry_order = np.argsort(block_of_entry, kind="stable")
+    column_order = np.argsort(block_of_column, kind="stable")
+    blocks = np.unique(block_of_column)
+    entry_bounds = (
+        np.searchsorted(block_of_entry[entry_order], blocks, side="left"),
+        np.searchsorted(block_of_entry[entry_order], blocks, side="right"),
+    )
+    column_bounds = (
+        np.searchsorted(block_of_column[column_order], blocks, side="left"),
+        np.searchsorted(block_of_column[column_order], blocks, side="right"),
+    )
+    for i in range(len(blocks)):
+        columns = column_order[column_bounds[0][i] : column_bounds[1][i]]
+        entries = entry_order[entry_bounds[0][i] : entry_bounds[1][i]]
+        if not len(entries):
+            continue  # in no equation: free
+        block_rows, local_row = np.unique(row_of[entries], return_inverse=True)
+        local_column = np.searchsorted(columns, column[entries])
+        matrix = np.zeros((len(block_rows), len(columns)))
+        matrix[local_row.reshape(-1), local_column] = values[entries]
+        if len(block_rows) > len(columns):
+            # The same row space in a square matrix: cheaper to decompose.
+            matrix = np.linalg.qr(matrix, mode="r")
+        _u, singular, vt = np.linalg.svd(matrix)
+        null = vt[int((singular > 1e-9).sum()) :]
+        out[columns] = True if not len(null) else np.abs(null).max(axis=0) < 1e-9
+    return ordered[out]
 
 
 def _relations(
