@@ -7,10 +7,28 @@ from datetime import date
 
 import pytest
 
+from measures.aggregation import MeasureConfig
 from measures.enums import ImportSource, ImportStatus
 from measures.models import ImportBatch, Observation, Series
 
 _hash = itertools.count(1)
+
+#: A weekly proportion for the engine tests that build their input by hand.
+MEASURE = MeasureConfig(
+    id=7,
+    code="p",
+    kind="proportion",
+    direction="up",
+    frequency="week",
+    scope="division",
+    department_id=None,
+    unit_id=None,
+    minimum_n=5,
+    target=None,
+    rate_per=None,
+    baseline_points=None,
+    laney=False,
+)
 
 
 class Rows:

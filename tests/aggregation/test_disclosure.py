@@ -37,7 +37,6 @@ from rest_framework.test import APIClient
 from scipy.optimize import linprog
 
 from measures.aggregation import (
-    MeasureConfig,
     Organisation,
     all_levels,
     canonical,
@@ -47,7 +46,7 @@ from measures.aggregation import (
 )
 from measures.series import published_totals
 
-from .conftest import Rows
+from .conftest import MEASURE, Rows
 
 START = date(2024, 1, 1)  # a Monday; so is 2024-04-01: Q1 2024 is whole weeks and months
 
@@ -204,22 +203,6 @@ def recovered(
 
 
 # --- the engine on small random organisations -------------------------------------------
-
-MEASURE = MeasureConfig(
-    id=7,
-    code="p",
-    kind="proportion",
-    direction="up",
-    frequency="week",
-    scope="division",
-    department_id=None,
-    unit_id=None,
-    minimum_n=5,
-    target=None,
-    rate_per=None,
-    baseline_points=None,
-    laney=False,
-)
 
 
 @st.composite

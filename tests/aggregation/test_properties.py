@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from measures.aggregation import (
-    MeasureConfig,
     Organisation,
     all_levels,
     series_recompute,
@@ -18,25 +17,10 @@ from measures.aggregation import (
 from measures.enums import SeriesLevel
 from measures.models import Observation, Series
 
-from .conftest import Rows
+from .conftest import MEASURE, Rows
 
 UNITS = {1: 10, 2: 10, 3: 10, 4: 20, 5: 20}  # unit → department
 ORG = Organisation(unit_department=UNITS, department_division={10: 1, 20: 1})
-MEASURE = MeasureConfig(
-    id=7,
-    code="p",
-    kind="proportion",
-    direction="up",
-    frequency="week",
-    scope="division",
-    department_id=None,
-    unit_id=None,
-    minimum_n=5,
-    target=None,
-    rate_per=None,
-    baseline_points=None,
-    laney=False,
-)
 
 rows_strategy = st.lists(
     st.tuples(

@@ -97,3 +97,16 @@ def celery_eager(settings):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def other_chair(org):
+    """Chairs the unit forum of AFF-02: another unit, same department."""
+    from forums.enums import ForumKind, MembershipRole
+    from tests.factories import ForumFactory, MembershipFactory, UserFactory
+
+    forum = ForumFactory(kind=ForumKind.UNIT_FORUM, name="Forum AFF-02", division=org.division)
+    forum.units.add(org.a2)
+    user = UserFactory(username="other_chair")
+    MembershipFactory(forum=forum, user=user, role=MembershipRole.CHAIR)
+    return user

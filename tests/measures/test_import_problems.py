@@ -18,7 +18,6 @@ from measures.importing import RowError
 from measures.models import ImportBatch, Observation
 from measures.problems import batch_message, render, rendered_summary
 from measures.services import _reject, import_batch_create
-from tests.factories import ForumFactory, MembershipFactory, UserFactory
 
 from .conftest import as_upload
 
@@ -29,18 +28,6 @@ HEADER = "measure_code,unit_code,date,value\n"
 
 def rows(*values: str, unit: str = "AFF-01") -> bytes:
     return (HEADER + "".join(f"honos-total,{unit},2025-01-06,{v}\n" for v in values)).encode()
-
-
-@pytest.fixture
-def other_chair(org):
-    """Chairs the unit forum of AFF-02."""
-    from forums.enums import ForumKind, MembershipRole
-
-    forum = ForumFactory(kind=ForumKind.UNIT_FORUM, name="Forum AFF-02", division=org.division)
-    forum.units.add(org.a2)
-    user = UserFactory(username="other_chair")
-    MembershipFactory(forum=forum, user=user, role=MembershipRole.CHAIR)
-    return user
 
 
 # --- the reader's language ------------------------------------------------------------------

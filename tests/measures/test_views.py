@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from forums.enums import ForumKind, MembershipRole
 from measures.enums import ImportSource, ImportStatus
 from measures.models import ImportBatch, Observation
 from measures.services import import_batch_create
-from tests.factories import ForumFactory, MembershipFactory, UserFactory
 
 from .conftest import as_upload
 
@@ -17,16 +15,6 @@ pytestmark = pytest.mark.django_db
 
 UPLOADERS = ["chair", "dept_chair", "support", "admin"]
 NOT_UPLOADERS = ["clinician", "board", "outsider"]
-
-
-@pytest.fixture
-def other_chair(org):
-    """Chairs the unit forum of AFF-02: another unit, same department."""
-    forum = ForumFactory(kind=ForumKind.UNIT_FORUM, name="Forum AFF-02", division=org.division)
-    forum.units.add(org.a2)
-    user = UserFactory(username="other_chair")
-    MembershipFactory(forum=forum, user=user, role=MembershipRole.CHAIR)
-    return user
 
 
 @pytest.fixture
