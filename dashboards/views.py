@@ -1,12 +1,239 @@
-from django.shortcuts import render
+"""Dashboard pages, fragments and exports. Thin: filters in, one panels/selectors call, render.
 
+Log-in is required everywhere (``LoginRequiredMiddleware``); aggregates are open to all staff,
+so every logged-in person may see every dashboard (DESIGN.md §2). Suppressed figures never
+reach a template: the panels read ``measures.series`` only. Objects come through the visible
+querysets, so an inactive unit or an unknown code answers 404.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.views.decorators.http import require_safe
+
+from measures.enums import SeriesLevel
+from measures.selectors import measure_catalogue, measure_history
+from units.audit import audit_download
 from units.selectors import organisation_tree, units_for_user
 
+from . import exports
+from .forms import FilterForm
+from .panels import (
+    department_matrix,
+    division_matrix,
+    funnel_measures,
+    funnel_plot,
+    measure_overview,
+    unit_panels,
+)
+from .selectors import (
+    grain_for,
+    landing_for,
+    series_set,
+    unit_nodes,
+    visible_departments,
+    visible_divisions,
+    visible_units,
+)
 
+_LANDING = {
+    SeriesLevel.UNIT: "dashboards:unit",
+    SeriesLevel.DEPARTMENT: "dashboards:department",
+    SeriesLevel.DIVISION: "dashboards:division",
+}
+
+
+def _filters(request):
+    form = FilterForm(request.GET or None)
+    if form.is_bound:
+        form.is_valid()
+    else:
+        form.cleaned_data = {}
+    return form, form.filters()
+
+
+def _sort(request) -> tuple[str, bool]:
+    return request.GET.get("sort", ""), request.GET.get("dir") == "desc"
+
+
+@require_safe
 def home(request):
-    """The landing page: the user's own units first, then the whole organisation."""
+    """``/``: straight to the person's own level; a chooser when there is no single one."""
+    landing = landing_for(request.user)
+    if landing.level and "choose" not in request.GET:
+        return redirect(_LANDING[landing.level], code=landing.code)
     context = {
-        "my_units": units_for_user(request.user),
+        "my_units": units_for_user(request.user).filter(active=True),
         "departments": organisation_tree(),
+        "divisions": visible_divisions(),
     }
     return render(request, "dashboards/home.html", context)
+
+
+@require_safe
+def unit_dashboard(request, code: str):
+    unit = get_object_or_404(visible_units(), code=code)
+    form, filters = _filters(request)
+    tables = filters.view == "table"
+    panels = unit_panels(unit, filters, tables=tables)
+    context = {"unit": unit, "form": form, "filters": filters, "panels": panels, "tables": tables}
+    if request.htmx and request.htmx.target == "dashboard-body":
+        return render(request, "dashboards/_unit_panels.html", context)
+    return render(request, "dashboards/unit.html", context)
+
+
+@require_safe
+def unit_panel_table(request, code: str, measure: str):
+    """One chart's numbers as a table (HTMX fragment; the full page with ``view=table`` is the
+    same without JavaScript)."""
+    unit = get_object_or_404(visible_units(), code=code)
+    _form, filters = _filters(request)
+    panels = [p for p in unit_panels(unit, filters, tables=True) if p.measure.code == measure]
+    if not panels:
+        raise Http404
+    return render(request, "dashboards/_panel_table.html", {"panel": panels[0]})
+
+
+@require_safe
+def department_dashboard(request, code: str):
+    department = get_object_or_404(visible_departments(), code=code)
+    form, filters = _filters(request)
+    sort, descending = _sort(request)
+    matrix = department_matrix(department, filters, sort, descending)
+    context = {
+        "department": department,
+        "form": form,
+        "filters": filters,
+        "matrix": matrix,
+        "funnels": funnel_measures(matrix.measures),
+        "funnel_level": "department",
+        "funnel_code": department.code,
+    }
+    if request.htmx and request.htmx.target == "dashboard-body":
+        return render(request, "dashboards/_department_body.html", context)
+    return render(request, "dashboards/department.html", context)
+
+
+@require_safe
+def division_dashboard(request, code: str):
+    division = get_object_or_404(visible_divisions(), code=code)
+    form, filters = _filters(request)
+    sort, descending = _sort(request)
+    by_unit = request.GET.get("rows") == "units"
+    matrix = division_matrix(division, filters, units=by_unit, sort=sort, descending=descending)
+    context = {
+        "division": division,
+        "form": form,
+        "filters": filters,
+        "matrix": matrix,
+        "by_unit": by_unit,
+        "funnels": funnel_measures(matrix.measures),
+        "funnel_level": "division",
+        "funnel_code": division.code,
+    }
+    if request.htmx and request.htmx.target == "dashboard-body":
+        return render(request, "dashboards/_division_body.html", context)
+    return render(request, "dashboards/division.html", context)
+
+
+def _funnel_units(level: str, code: str):
+    if level == "department":
+        department = get_object_or_404(visible_departments(), code=code)
+        return visible_units().filter(department=department)
+    if level == "division":
+        division = get_object_or_404(visible_divisions(), code=code)
+        return visible_units().filter(department__division=division)
+    raise Http404
+
+
+@require_safe
+def funnel_fragment(request, level: str, code: str, measure: str):
+    """One funnel plot (HTMX loads it when it scrolls into view; a plain link without JS)."""
+    units = list(_funnel_units(level, code))
+    found = get_object_or_404(measure_catalogue().filter(active=True), code=measure)
+    if found not in funnel_measures([found]):
+        raise Http404
+    _form, filters = _filters(request)
+    plot = funnel_plot(found, units, filters, None)
+    context = {"plot": plot, "measure": found, "level": level, "code": code}
+    template = "dashboards/_funnel.html" if request.htmx else "dashboards/funnel.html"
+    return render(request, template, context)
+
+
+@require_safe
+def measure_page(request, code: str):
+    """One measure across the organisation: definition and handbook, every unit's latest
+    figure and icons, the funnel plot, the division's chart."""
+    measure = get_object_or_404(measure_catalogue(), code=code)
+    form, filters = _filters(request)
+    sort, descending = _sort(request)
+    context = {
+        "measure": measure,
+        "history": measure_history(measure),
+        "form": form,
+        "filters": filters,
+    }
+    if measure.active:
+        context.update(measure_overview(measure, filters, sort, descending))
+    return render(request, "dashboards/measure.html", context)
+
+
+def _csv_response(request, data: bytes, filename: str, target: str) -> HttpResponse:
+    audit_download(request=request, target=target)
+    response = HttpResponse(data, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_safe
+def unit_series_csv(request, code: str, measure: str):
+    unit = get_object_or_404(visible_units(), code=code)
+    found = get_object_or_404(measure_catalogue().filter(active=True), code=measure)
+    _form, filters = _filters(request)
+    grain = grain_for(found, filters.grain or None)
+    series = series_set([found], grain, unit_nodes(unit)).get(found, f"unit:{unit.pk}")
+    if series is None:
+        raise Http404
+    data = exports.series_csv(found, series, grain, filters, language=get_language())
+    return _csv_response(
+        request,
+        data,
+        f"{unit.code}-{found.code}-{grain}.csv",
+        f"series {found.code} {unit.code} {grain}",
+    )
+
+
+@require_safe
+def department_matrix_csv(request, code: str):
+    department = get_object_or_404(visible_departments(), code=code)
+    _form, filters = _filters(request)
+    sort, descending = _sort(request)
+    matrix = department_matrix(department, filters, sort, descending)
+    data = exports.matrix_csv(matrix, language=get_language())
+    return _csv_response(
+        request, data, f"{department.code}-matrix.csv", f"matrix {department.code}"
+    )
+
+
+@require_safe
+def division_matrix_csv(request, code: str):
+    division = get_object_or_404(visible_divisions(), code=code)
+    _form, filters = _filters(request)
+    sort, descending = _sort(request)
+    matrix = division_matrix(
+        division,
+        filters,
+        units=request.GET.get("rows") == "units",
+        sort=sort,
+        descending=descending,
+    )
+    data = exports.matrix_csv(matrix, language=get_language())
+    return _csv_response(request, data, f"{division.code}-matrix.csv", f"matrix {division.code}")
+
+
+def dashboard_url(level: str, code: str) -> str:
+    return reverse(_LANDING[level], kwargs={"code": code})

@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.routers import DefaultRouter
 
+from dashboards import views as dashboard_views
 from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
 
 
@@ -37,8 +38,9 @@ router.register("measures", MeasureViewSet, basename="measure")
 router.register("series", SeriesViewSet, basename="series")
 
 urlpatterns = [
-    path("", include("dashboards.urls")),
+    path("", dashboard_views.home, name="home"),
     path("measures/", include("measures.urls")),
+    path("", include("dashboards.urls")),
     path(
         "accounts/login/",
         login_not_required(auth_views.LoginView.as_view(redirect_authenticated_user=True)),

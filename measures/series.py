@@ -107,6 +107,34 @@ def public_points(
     return out
 
 
+def public_columns(
+    series: Series, *, period_from: date | None = None, period_to: date | None = None
+) -> dict[str, list[Any]]:
+    """The series' periods column-wise (what charts and tables are built from), suppressed
+    figures blanked: ``period`` and ``suppressed`` for every period in range, and every field
+    of :data:`PUBLIC_FIELDS` (and ``colour``) with ``None`` where the period is suppressed.
+
+    Column-wise because a chart spec wants one list per trace; blanking here, in the one
+    selector every chart and export reads, keeps a suppressed value out of every of them.
+    """
+    points = series.points or {}
+    periods: list[str] = points.get("period", [])
+    suppressed = points.get("suppressed") or [False] * len(periods)
+    wanted = _in_range(periods, period_from, period_to)
+    keep = [i for i in range(len(periods)) if wanted[i]]
+    hidden = [bool(suppressed[i]) for i in keep]
+    out: dict[str, list[Any]] = {
+        "period": [periods[i] for i in keep],
+        "suppressed": hidden,
+    }
+    for name in PUBLIC_FIELDS:
+        column = points.get(name) or [None] * len(periods)
+        empty = [] if name == "signals" else None
+        out[name] = [empty if gone else column[i] for i, gone in zip(keep, hidden, strict=True)]
+    out["colour"] = [_COLOUR.get(c) if c else None for c in out["point_class"]]
+    return out
+
+
 @dataclass(frozen=True)
 class PublishedTotals:
     """Totals over a series' shown periods: the only totals that may be published."""
@@ -159,6 +187,7 @@ __all__ = [
     "PublishedTotals",
     "node_code",
     "node_name",
+    "public_columns",
     "public_points",
     "published_totals",
     "series_list",

@@ -12,5 +12,4 @@ urlpatterns = [
     path("imports/<int:pk>/progress/", views.batch_progress, name="batch-progress"),
     path("imports/<int:pk>/revert/", views.batch_revert, name="batch-revert"),
     path("imports/<int:pk>/report.csv", views.batch_report, name="batch-report"),
-    path("<slug:code>/", views.measure_detail, name="detail"),
 ]

@@ -14,19 +14,13 @@ from .enums import ImportSource
 from .forms import UploadForm
 from .problems import batch_message, rendered_errors, rendered_summary, report_download
 from .rules import can_revert_batch, can_upload, uploadable_units, visible_batches
-from .selectors import measure_catalogue, measure_history
+from .selectors import measure_catalogue
 from .services import import_batch_create, import_batch_progress, import_batch_revert
 from .throttling import upload_allowed
 
 
 def catalogue(request):
     return render(request, "measures/catalogue.html", {"measures": measure_catalogue()})
-
-
-def measure_detail(request, code: str):
-    measure = get_object_or_404(measure_catalogue(), code=code)
-    context = {"measure": measure, "history": measure_history(measure)}
-    return render(request, "measures/measure_detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])

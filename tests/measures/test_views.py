@@ -36,7 +36,7 @@ def login(client, user):
     [
         ("get", "home", {}),
         ("get", "measures:catalogue", {}),
-        ("get", "measures:detail", {"code": "honos-total"}),
+        ("get", "dashboards:measure", {"code": "honos-total"}),
         ("get", "measures:batch-list", {}),
         ("get", "measures:upload", {}),
         ("post", "measures:upload", {}),
@@ -98,7 +98,7 @@ def test_everyone_logged_in_reads_the_catalogue(client, org, username):
 def test_measure_detail(client, org):
     login(client, org.people["clinician"])
 
-    response = client.get(reverse("measures:detail", kwargs={"code": "coercion"}))
+    response = client.get(reverse("dashboards:measure", kwargs={"code": "coercion"}))
 
     assert response.status_code == 200
     assert b"Coercive measures per 1,000 bed days" in response.content
@@ -113,7 +113,7 @@ def test_measure_detail_names_the_contact_person(client, org):
     measure.save()
     login(client, org.people["clinician"])
 
-    response = client.get(reverse("measures:detail", kwargs={"code": "honos-total"}))
+    response = client.get(reverse("dashboards:measure", kwargs={"code": "honos-total"}))
 
     assert "Åsa Öberg" in response.content.decode()
 
@@ -121,7 +121,7 @@ def test_measure_detail_names_the_contact_person(client, org):
 def test_unknown_measure_is_404(client, org):
     login(client, org.people["clinician"])
 
-    assert client.get(reverse("measures:detail", kwargs={"code": "nope"})).status_code == 404
+    assert client.get(reverse("dashboards:measure", kwargs={"code": "nope"})).status_code == 404
 
 
 def test_home_lists_the_users_units_with_swedish_names(client, org):
