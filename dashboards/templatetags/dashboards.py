@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from django import template
-from django.template.loader import render_to_string
-from django.utils.safestring import mark_safe
-from django.utils.translation import get_language
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
