@@ -46,7 +46,7 @@ def fmt(value: float | None, measure: Measure | None = None, places: int | None 
         return "–"
     if places is None:
         places = decimals(measure) if measure is not None else 1
-    return number_format(round(value, places), places, use_l10n=True)
+    return number_format(round(value, places), places, use_l10n=True, force_grouping=True)
 
 
 def with_unit(value: float | None, measure: Measure) -> str:
@@ -122,7 +122,7 @@ def spc_chart(
         {
             "type": "scatter",
             "mode": "lines+markers",
-            "name": measure.name,
+            "name": gettext("Value"),
             "x": x,
             "y": values,
             "text": texts,
@@ -138,13 +138,14 @@ def spc_chart(
         }
     ]
     segment = columns["segment"]
+    per_point = measure.kind in (MeasureKind.PROPORTION, MeasureKind.RATE)
     if has_limits:
-        for name, key, dash, visible in (
-            (gettext("Centre line (mean)"), "centre", "solid", True),
-            (gettext("Upper process limit"), "upper", "dash", True),
-            (gettext("Lower process limit"), "lower", "dash", True),
-            (gettext("Upper 2σ line"), "upper_2s", "dot", "legendonly"),
-            (gettext("Lower 2σ line"), "lower_2s", "dot", "legendonly"),
+        for name, key, dash, visible, group in (
+            (gettext("Centre line (mean)"), "centre", "solid", True, "centre"),
+            (gettext("Process limits"), "upper", "dash", True, "limits"),
+            (gettext("Process limits"), "lower", "dash", True, "limits"),
+            (gettext("2σ lines"), "upper_2s", "dot", "legendonly", "2s"),
+            (gettext("2σ lines"), "lower_2s", "dot", "legendonly", "2s"),
         ):
             xs, ys = _break_segments(x, columns[key], segment)
             traces.append(
@@ -152,6 +153,9 @@ def spc_chart(
                     "type": "scatter",
                     "mode": "lines",
                     "name": name,
+                    "legendgroup": group,
+                    # One legend entry per pair: clicking it shows or hides both lines.
+                    "showlegend": not key.startswith("lower"),
                     "x": xs,
                     "y": ys,
                     "hoverinfo": "skip",
@@ -161,9 +165,7 @@ def spc_chart(
                         "color": LINE if key == "centre" else LIMIT,
                         "width": 1.5 if key == "centre" else 1,
                         "dash": dash,
-                        "shape": "hvh"
-                        if measure.kind in (MeasureKind.PROPORTION, MeasureKind.RATE)
-                        else "linear",
+                        "shape": "hvh" if per_point else "linear",
                     },
                 }
             )
@@ -218,7 +220,7 @@ def spc_chart(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": gettext("Suppressed period"),
+                "name": gettext("Suppressed"),
                 "x": hidden,
                 # On an axis of its own from 0 to 1: the marker's height says nothing.
                 "y": [0.04] * len(hidden),
@@ -268,7 +270,14 @@ def spc_chart(
         "separators": separators(),
         "hovermode": "closest",
         "showlegend": True,
-        "legend": {"orientation": "h", "y": -0.18, "font": {"size": 11}},
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": -0.12,
+            "yanchor": "top",
+            "font": {"size": 11},
+        },
         "xaxis": {"type": "date", "showgrid": False},
         "yaxis": {
             "title": {"text": unit},

@@ -30,7 +30,7 @@ from measures.series import public_columns, published_totals
 from units.models import Department, Division, Unit
 
 #: Bump when the shape of a cached summary or chart changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: Periods of history a summary keeps for comparisons "in the same period".
 RECENT_PERIODS = 26
 #: Grains from finest to coarsest.
@@ -187,6 +187,8 @@ class Summary:
     recent: dict[str, Figure] = field(default_factory=dict)
     last_signals: list[str] = field(default_factory=list)
     run: dict[str, int] = field(default_factory=dict)
+    #: Whether any period in the series has process limits (else it is drawn as a run chart).
+    has_limits: bool = False
 
     def at(self, period: str | None) -> Figure | None:
         return self.recent.get(period) if period else None
@@ -225,6 +227,7 @@ def summarise(series: Series) -> Summary:
         recent=recent,
         last_signals=list(columns["signals"][-1]) if periods else [],
         run=_last_runs(columns),
+        has_limits=any(v is not None for v in columns["upper"]),
     )
 
 

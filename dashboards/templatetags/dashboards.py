@@ -67,6 +67,12 @@ def figure(value, measure):
 
 
 @register.filter
+def number(value, measure):
+    """A value with the measure's decimals, without its unit (a column heading has it)."""
+    return charts.fmt(value, measure)
+
+
+@register.filter
 def count(value):
     return charts.fmt(value, places=0)
 
