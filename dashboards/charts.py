@@ -341,7 +341,9 @@ def funnel_chart(
         },
     ]
     for name, key, dash in (
+        # xgettext:no-python-format
         (gettext("95 % limits"), "95", "dash"),
+        # xgettext:no-python-format
         (gettext("99.8 % limits"), "99.8", "dot"),
     ):
         lower, upper = limits[key]

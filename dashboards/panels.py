@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -491,6 +491,16 @@ class FunnelPlot:
     excluded: int = 0
 
 
+def _period_end(period: str, grain: str) -> date:
+    """The day after the period: a period is complete once that day has come."""
+    start = date.fromisoformat(period)
+    if grain == Frequency.WEEK:
+        return start + timedelta(days=7)
+    months = 3 if grain == Frequency.QUARTER else 1
+    month = start.month - 1 + months
+    return date(start.year + month // 12, month % 12 + 1, 1)
+
+
 def funnel_measures(measures: Sequence[Measure]) -> list[Measure]:
     return [m for m in measures if m.kind in (MeasureKind.PROPORTION, MeasureKind.RATE)]
 
@@ -502,7 +512,8 @@ def funnel_plot(
     limits around the pooled value (Spiegelhalter 2005). Units suppressed in the period are left
     out and counted; θ is the pooled value of the units shown, so the plot reveals nothing
     about those left out."""
-    grain = grain_for(measure, filters.grain or None)
+    # Units compared by the month unless another grain is chosen: a week's figures are small.
+    grain = grain_for(measure, filters.grain or Frequency.MONTH)
     unit_series = list(
         Series.objects.filter(
             measure=measure, grain=grain, level=SeriesLevel.UNIT, unit__in=[u.pk for u in units]
@@ -523,7 +534,8 @@ def funnel_plot(
     periods = sorted({p for s in unit_series for p in (s.points.get("period") or [])})
     if not periods:
         return None
-    period = filters.period if filters.period in periods else periods[-1]
+    complete = [p for p in periods if _period_end(p, grain) <= timezone.localdate()]
+    period = filters.period if filters.period in periods else (complete or periods)[-1]
     rows = []
     excluded = 0
     for series in sorted(unit_series, key=lambda s: s.unit.name.lower()):
