@@ -236,7 +236,7 @@ def unit_panels(unit: Unit, filters: Filters, *, tables: bool = False) -> list[P
                 summary=summary,
                 department=dept.at(period) if dept else None,
                 division=div.at(period) if div else None,
-                stale=is_stale(measure, summary, today),
+                stale=is_stale(grain_for(measure, filters.grain or None), summary, today),
                 run_chart=series.run_chart if series is not None else None,
             )
         )

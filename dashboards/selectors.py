@@ -38,8 +38,8 @@ GRAIN_ORDER: tuple[str, ...] = (Frequency.WEEK, Frequency.MONTH, Frequency.QUART
 #: How long after its end a measure's last period may be before the series counts as stale.
 STALE_AFTER = {
     Frequency.WEEK: timedelta(days=21),
-    Frequency.MONTH: timedelta(days=62),
-    Frequency.QUARTER: timedelta(days=150),
+    Frequency.MONTH: timedelta(days=75),
+    Frequency.QUARTER: timedelta(days=190),
 }
 
 
@@ -352,13 +352,13 @@ def division_nodes(division: Division, *, units: bool = False) -> Q:
     return nodes
 
 
-def is_stale(measure: Measure, summary: Summary | None, today: date) -> bool:
-    """No period in the time a measure's data should have arrived (its last period began more
-    than a few periods ago)."""
+def is_stale(grain: str, summary: Summary | None, today: date) -> bool:
+    """No period in the time new data should have arrived: the series' last period (at its
+    grain) began longer ago than a period and the time data take to come in."""
     if summary is None or summary.latest is None:
         return False
     last = date.fromisoformat(summary.latest.period)
-    return today - last > STALE_AFTER[measure.frequency]
+    return today - last > STALE_AFTER[grain]
 
 
 def funnel_inputs(
