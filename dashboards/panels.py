@@ -183,8 +183,13 @@ class Panel:
         return self.summary.latest if self.summary else None
 
 
-def _chart_key(series: Series, others: Sequence[Series | None], filters: Filters, notes) -> str:
+def _chart_key(
+    measure: Measure, series: Series, others: Sequence[Series | None], filters: Filters, notes
+) -> str:
+    # The measure's own version too: its target, name or unit are drawn and may change
+    # before the series is next recomputed.
     parts = [f"{s.pk}@{s.computed_at.timestamp()}" for s in (series, *others) if s is not None]
+    parts.append(f"m{measure.pk}@{measure.updated_at.timestamp() if measure.updated_at else 0}")
     digest = hashlib.blake2b(
         json.dumps([parts, filters.key(), get_language(), notes], default=str).encode(),
         digest_size=12,
@@ -267,7 +272,9 @@ def _fill_charts(
         if panel.series is None:
             continue
         other = found.get(panel.measure, compare_key) if compare_key else None
-        keys[i] = _chart_key(panel.series, [other], filters, events.get(panel.measure.pk))
+        keys[i] = _chart_key(
+            panel.measure, panel.series, [other], filters, events.get(panel.measure.pk)
+        )
     cached = cache.get_many(list(keys.values())) if keys else {}
     need: list[Series] = []
     for i, key in keys.items():
@@ -525,7 +532,10 @@ def funnel_plot(
     key = "lhs:dash:{}:funnel:{}".format(
         CACHE_VERSION,
         hashlib.blake2b(
-            json.dumps([stamp, grain, filters.period, get_language()]).encode(), digest_size=12
+            json.dumps(
+                [stamp, grain, filters.period, get_language(), str(measure.updated_at)]
+            ).encode(),
+            digest_size=12,
         ).hexdigest(),
     )
     hit = cache.get(key)
