@@ -524,7 +524,9 @@ def funnel_plot(
     unit_series = list(
         Series.objects.filter(
             measure=measure, grain=grain, level=SeriesLevel.UNIT, unit__in=[u.pk for u in units]
-        ).select_related("unit")
+        )
+        .select_related("unit")
+        .defer("data")
     )
     if not unit_series:
         return None
@@ -541,6 +543,9 @@ def funnel_plot(
     hit = cache.get(key)
     if hit is not None:
         return hit
+    loaded = with_points(unit_series)
+    for series in unit_series:
+        series.data = loaded[series.pk].data
     periods = sorted({p for s in unit_series for p in (s.points.get("period") or [])})
     if not periods:
         return None
