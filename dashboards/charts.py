@@ -69,6 +69,25 @@ def period_label(period: str, grain: str) -> str:
     return date_format(day, "F Y")
 
 
+def hover_period(grain: str) -> str:
+    """A plotly hover template of the x value as a period (d3 time format, plotly's locale)."""
+    if grain == Frequency.WEEK:
+        return "%{x|" + pgettext("d3 time format", "week %V, %G") + "}"
+    if grain == Frequency.QUARTER:
+        return "%{x|" + pgettext("d3 time format", "Q%q %Y") + "}"
+    return "%{x|" + pgettext("d3 time format", "%B %Y") + "}"
+
+
+def hover_value(measure: Measure) -> str:
+    """A plotly hover template of the y value with the measure's decimals and unit."""
+    unit = f" {measure.display_unit}" if measure.display_unit else ""
+    return "%{y:,." + str(decimals(measure)) + "f}" + unit
+
+
+def _rounded(values: Sequence[Any], places: int = 4) -> list[Any]:
+    return [None if v is None else round(v, places) for v in values]
+
+
 def separators() -> str:
     """plotly's decimal and thousands separators for the current language."""
     return ", " if (get_language() or "").startswith("sv") else ".,"
@@ -110,23 +129,20 @@ def spc_chart(
     values = columns["value"]
     has_limits = any(v is not None for v in columns["upper"])
     minimum = measure.minimum_n
-    labels = [period_label(p, grain) for p in x]
-    texts = []
-    for label, value, n in zip(labels, values, columns["n"], strict=True):
-        if value is None:
-            texts.append("")
-            continue
-        count = "" if n is None else f" (n = {fmt(n, places=0)})"
-        texts.append(f"{label}: {with_unit(value, measure)}{count}")
+    # Hover texts are formatted by plotly from templates (numbers with the layout's
+    # separators, dates by its locale): one string per trace instead of one per point keeps
+    # a unit page of forty charts small.
+    when = hover_period(grain)
+    amount = hover_value(measure)
     traces: list[dict[str, Any]] = [
         {
             "type": "scatter",
             "mode": "lines+markers",
             "name": gettext("Value"),
             "x": x,
-            "y": values,
-            "text": texts,
-            "hovertemplate": "%{text}<extra></extra>",
+            "y": _rounded(values),
+            "customdata": [None if n is None else round(n) for n in columns["n"]],
+            "hovertemplate": f"{when}: {amount} (n = %{{customdata:,.0f}})<extra></extra>",
             "connectgaps": False,
             "line": {"color": LINE, "width": 1.5},
             "marker": {
@@ -147,7 +163,7 @@ def spc_chart(
             (gettext("2σ lines"), "upper_2s", "dot", "legendonly", "2s"),
             (gettext("2σ lines"), "lower_2s", "dot", "legendonly", "2s"),
         ):
-            xs, ys = _break_segments(x, columns[key], segment)
+            xs, ys = _break_segments(x, _rounded(columns[key]), segment)
             traces.append(
                 {
                     "type": "scatter",
@@ -201,14 +217,8 @@ def spc_chart(
                 "mode": "lines",
                 "name": comparison_name,
                 "x": comparison["period"],
-                "y": comparison["value"],
-                "text": [
-                    ""
-                    if v is None
-                    else f"{comparison_name}, {period_label(p, grain)}: {with_unit(v, measure)}"
-                    for p, v in zip(comparison["period"], comparison["value"], strict=True)
-                ],
-                "hovertemplate": "%{text}<extra></extra>",
+                "y": _rounded(comparison["value"]),
+                "hovertemplate": f"{comparison_name}, {when}: {amount}<extra></extra>",
                 "connectgaps": False,
                 "line": {"color": COMPARISON, "width": 1.5, "dash": "longdash"},
             }
@@ -225,8 +235,7 @@ def spc_chart(
                 # On an axis of its own from 0 to 1: the marker's height says nothing.
                 "y": [0.04] * len(hidden),
                 "yaxis": "y2",
-                "text": [f"{period_label(p, grain)}: {note}" for p in hidden],
-                "hovertemplate": "%{text}<extra></extra>",
+                "hovertemplate": f"{when}: {note}<extra></extra>",
                 "marker": {
                     "symbol": "x-thin-open",
                     "size": 9,

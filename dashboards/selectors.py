@@ -14,9 +14,11 @@ read with their points, again in one query.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.core.cache import cache
@@ -29,8 +31,19 @@ from measures.models import Measure, Series
 from measures.series import public_columns, published_totals
 from units.models import Department, Division, Unit
 
-#: Bump when the shape of a cached summary or chart changes.
-CACHE_VERSION = 2
+
+def _code_version() -> str:
+    """A fingerprint of the code and translations that shape cached summaries and charts, so
+    an upgrade never serves what an older version cached (they live for days in Redis)."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.blake2b(digest_size=6)
+    for path in sorted([*here.glob("*.py"), *(here.parent / "locale").glob("*/LC_MESSAGES/*.mo")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+#: Part of every cache key of the dashboards (see :func:`_code_version`).
+CACHE_VERSION = _code_version()
 #: Periods of history a summary keeps for comparisons "in the same period".
 RECENT_PERIODS = 26
 #: Grains from finest to coarsest.
