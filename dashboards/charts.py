@@ -84,6 +84,25 @@ def hover_value(measure: Measure) -> str:
     return "%{y:,." + str(decimals(measure)) + "f}" + unit
 
 
+def _one_or_each(values: list[str]) -> str | list[str]:
+    """One value for every point when they are all alike (most series): a smaller spec."""
+    return values[0] if values and all(v == values[0] for v in values) else values
+
+
+def _thin(xs: list[Any], ys: list[Any]) -> tuple[list[Any], list[Any]]:
+    """A line without the inner points of its flat stretches (XmR limits are flat within a
+    segment): it draws the same, with two points a stretch instead of one a period."""
+    keep_x: list[Any] = []
+    keep_y: list[Any] = []
+    last = len(ys) - 1
+    for i, y in enumerate(ys):
+        if 0 < i < last and y is not None and ys[i - 1] == y and ys[i + 1] == y:
+            continue
+        keep_x.append(xs[i])
+        keep_y.append(y)
+    return keep_x, keep_y
+
+
 def _rounded(values: Sequence[Any], places: int = 4) -> list[Any]:
     return [None if v is None else round(v, places) for v in values]
 
@@ -134,6 +153,7 @@ def spc_chart(
     # a unit page of forty charts small.
     when = hover_period(grain)
     amount = hover_value(measure)
+    classes = columns["point_class"]
     traces: list[dict[str, Any]] = [
         {
             "type": "scatter",
@@ -147,8 +167,8 @@ def spc_chart(
             "line": {"color": LINE, "width": 1.5},
             "marker": {
                 "size": 7,
-                "color": [_COLOUR.get(c or "", _COLOUR["common"]) for c in columns["point_class"]],
-                "symbol": [SYMBOLS.get(c or "", "circle") for c in columns["point_class"]],
+                "color": _one_or_each([_COLOUR.get(c or "", _COLOUR["common"]) for c in classes]),
+                "symbol": _one_or_each([SYMBOLS.get(c or "", "circle") for c in classes]),
                 "line": {"width": 0},
             },
         }
@@ -163,7 +183,7 @@ def spc_chart(
             (gettext("2σ lines"), "upper_2s", "dot", "legendonly", "2s"),
             (gettext("2σ lines"), "lower_2s", "dot", "legendonly", "2s"),
         ):
-            xs, ys = _break_segments(x, _rounded(columns[key]), segment)
+            xs, ys = _thin(*_break_segments(x, _rounded(columns[key]), segment))
             traces.append(
                 {
                     "type": "scatter",

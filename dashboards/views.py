@@ -1,7 +1,9 @@
 """Dashboard pages, fragments and exports. Thin: filters in, one panels/selectors call, render.
 
 Log-in is required everywhere (``LoginRequiredMiddleware``); aggregates are open to all staff,
-so every logged-in person may see every dashboard (DESIGN.md §2). Suppressed figures never
+so every logged-in person may see every dashboard (DESIGN.md §2). Pages are gzipped: a unit's
+forty chart specs are most of a megabyte as text (Django's GZipMiddleware pads the response
+against BREACH, and the CSRF token in the page is masked per request). Suppressed figures never
 reach a template: the panels read ``measures.series`` only. Objects come through the visible
 querysets, so an inactive unit or an unknown code answers 404.
 """
@@ -12,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
 from measures.enums import SeriesLevel
@@ -74,6 +77,7 @@ def home(request):
 
 
 @require_safe
+@gzip_page
 def unit_dashboard(request, code: str):
     unit = get_object_or_404(visible_units(), code=code)
     form, filters = _filters(request)
@@ -86,6 +90,7 @@ def unit_dashboard(request, code: str):
 
 
 @require_safe
+@gzip_page
 def unit_panel_table(request, code: str, measure: str):
     """One chart's numbers as a table (HTMX fragment; the full page with ``view=table`` is the
     same without JavaScript)."""
@@ -98,6 +103,7 @@ def unit_panel_table(request, code: str, measure: str):
 
 
 @require_safe
+@gzip_page
 def department_dashboard(request, code: str):
     department = get_object_or_404(visible_departments(), code=code)
     form, filters = _filters(request)
@@ -118,6 +124,7 @@ def department_dashboard(request, code: str):
 
 
 @require_safe
+@gzip_page
 def division_dashboard(request, code: str):
     division = get_object_or_404(visible_divisions(), code=code)
     form, filters = _filters(request)
@@ -150,6 +157,7 @@ def _funnel_units(level: str, code: str):
 
 
 @require_safe
+@gzip_page
 def funnel_fragment(request, level: str, code: str, measure: str):
     """One funnel plot (HTMX loads it when it scrolls into view; a plain link without JS)."""
     units = list(_funnel_units(level, code))
@@ -164,6 +172,7 @@ def funnel_fragment(request, level: str, code: str, measure: str):
 
 
 @require_safe
+@gzip_page
 def measure_page(request, code: str):
     """One measure across the organisation: definition and handbook, every unit's latest
     figure and icons, the funnel plot, the division's chart."""
