@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "simple_history",
     "axes",
     "csp",
+    # Object permissions as predicates (initiatives/rules.py), for views, API and templates.
+    "rules",
     "units",
     "forums",
     "measures",
@@ -190,6 +192,8 @@ LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = [
     # First, so that a locked-out account or address is refused before its password is checked.
     "axes.backends.AxesStandaloneBackend",
+    # django-rules: `user.has_perm("initiatives.transition", initiative)` asks the predicates.
+    "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Log-in throttling (django-axes): per account and per client address, each counted alone.
