@@ -45,7 +45,7 @@ def _code_version() -> str:
 #: Part of every cache key of the dashboards (see :func:`_code_version`).
 CACHE_VERSION = _code_version()
 #: Periods of history a summary keeps for comparisons "in the same period".
-RECENT_PERIODS = 26
+RECENT_PERIODS = 8
 #: Grains from finest to coarsest.
 GRAIN_ORDER: tuple[str, ...] = (Frequency.WEEK, Frequency.MONTH, Frequency.QUARTER)
 #: How long after its end a measure's last period may be before the series counts as stale.
