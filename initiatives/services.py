@@ -1,0 +1,382 @@
+"""Writes for initiatives: logging one, moving it through the workflow, PDSA cycles.
+
+Every refusal is a ``ValidationError`` with a message for the user and a code the API maps
+to its status: ``not_permitted`` → 403, ``stale`` → 409, every other code → 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from forums.enums import ForumKind
+from forums.models import Forum
+from measures.enums import Scope
+from measures.models import Measure
+from units.models import Unit
+
+from . import workflow
+from .enums import OriginKind, State
+from .models import Activity, Initiative, PDSACycle
+from .rules import can_log_in_forum, can_run_pdsa_in
+from .selectors import sending_forum_id
+from .workflow import Move, Transition
+
+
+def _refuse(message: str, code: str, field: str | None = None) -> ValidationError:
+    """A refusal with its code kept (a dict given to ValidationError drops ``code=``)."""
+    error = ValidationError(message, code=code)
+    return ValidationError({field: error}) if field else error
+
+
+def _forum_department_id(forum: Forum) -> int | None:
+    """A department group's department; a unit forum's, if its units share one."""
+    if forum.department_id:
+        return forum.department_id
+    if forum.kind != ForumKind.UNIT_FORUM:
+        return None
+    departments = set(forum.units.values_list("department_id", flat=True))
+    return departments.pop() if len(departments) == 1 else None
+
+
+def _check_origin_unit(forum: Forum, unit: Unit) -> None:
+    """A unit origin lies within the forum's reach: its units, its department, its division."""
+    if forum.kind == ForumKind.UNIT_FORUM:
+        ok = forum.units.filter(pk=unit.pk).exists()
+    elif forum.kind == ForumKind.DEPARTMENT_GROUP:
+        ok = unit.department_id == forum.department_id
+    else:
+        ok = unit.department.division_id == forum.division_id
+    if not ok:
+        raise _refuse(
+            _("%(unit)s is not a unit this forum serves.") % {"unit": unit},
+            "bad_origin_unit",
+            "origin_unit",
+        )
+
+
+@transaction.atomic
+def initiative_create(
+    *,
+    user: AbstractBaseUser,
+    forum: Forum,
+    title: str,
+    kind: str,
+    origin_kind: str,
+    origin_unit: Unit | None = None,
+    origin_reference: str = "",
+    description: str = "",
+    measures: Iterable[Measure] = (),
+    expected_benefit: str = "",
+    effort: str = "",
+) -> Initiative:
+    """Log an initiative in ``forum``; it starts in the workflow's entry state there.
+
+    A unit origin defaults to the forum's unit when a unit forum serves exactly one; an
+    external origin needs its reference (which article, guideline, hospital or product).
+    """
+    if not can_log_in_forum(user, forum):
+        raise _refuse(
+            _("You may not log initiatives in %(forum)s.") % {"forum": forum}, "not_permitted"
+        )
+    if origin_kind == OriginKind.UNIT:
+        if origin_unit is None and forum.kind == ForumKind.UNIT_FORUM:
+            served = list(forum.units.all()[:2])
+            origin_unit = served[0] if len(served) == 1 else None
+        if origin_unit is None:
+            raise _refuse(
+                _("Name the unit the initiative comes from."), "origin_unit_required", "origin_unit"
+            )
+        _check_origin_unit(forum, origin_unit)
+    else:
+        if origin_unit is not None:
+            raise _refuse(
+                _("An external source has no unit of origin."), "bad_origin_unit", "origin_unit"
+            )
+        if not origin_reference.strip():
+            raise _refuse(
+                _("Say where it comes from (article, guideline, …)."),
+                "reference_required",
+                "origin_reference",
+            )
+    initiative = Initiative(
+        title=title.strip(),
+        description=description.strip(),
+        kind=kind,
+        origin_kind=origin_kind,
+        origin_unit=origin_unit,
+        origin_reference=origin_reference.strip(),
+        forum=forum,
+        department_id=(origin_unit.department_id if origin_unit else _forum_department_id(forum)),
+        state=workflow.ENTRY_STATE,
+        expected_benefit=expected_benefit.strip(),
+        effort=effort,
+        created_by=user,
+    )
+    initiative.full_clean()
+    initiative.save()
+    measures = list(measures)
+    if measures:
+        initiative.measures.set(measures)
+    Activity.objects.create(
+        initiative=initiative,
+        actor=user,
+        transition=workflow.LOG_NAME,
+        from_state="",
+        to_state=initiative.state,
+        from_forum=None,
+        to_forum=forum,
+    )
+    return initiative
+
+
+def _pick(candidates: list[Forum], chosen: Forum | None, *, missing: str) -> Forum:
+    if chosen is not None:
+        if chosen.pk not in {forum.pk for forum in candidates}:
+            raise _refuse(
+                _("%(forum)s cannot take this initiative.") % {"forum": chosen},
+                "bad_target_forum",
+                "target_forum",
+            )
+        return chosen
+    if not candidates:
+        raise _refuse(missing, "no_target_forum", "target_forum")
+    if len(candidates) > 1:
+        raise _refuse(_("Choose the forum to send it to."), "target_forum_required", "target_forum")
+    return candidates[0]
+
+
+def _destination(
+    step: Transition, initiative: Initiative, chosen: Forum | None
+) -> tuple[Forum, int | None]:
+    """The forum a step takes the initiative to, and its department there."""
+    here = initiative.forum
+    if step.move == Move.STAY:
+        if chosen is not None and chosen.pk != here.pk:
+            raise _refuse(
+                _("“%(step)s” does not move the initiative.") % _names(step),
+                "bad_target_forum",
+                "target_forum",
+            )
+        return here, initiative.department_id
+    if step.move == Move.DEPARTMENT:
+        candidates = list(
+            Forum.objects.filter(
+                kind=ForumKind.DEPARTMENT_GROUP, department_id=initiative.department_id
+            )
+            if initiative.department_id
+            else []
+        )
+        missing = _("Its department has no coordinating group to escalate to.")
+    elif step.move == Move.BOARD:
+        candidates = list(
+            Forum.objects.filter(kind=ForumKind.DIVISION_BOARD, division_id=here.division_id)
+        )
+        missing = _("The division has no board to refer to.")
+    elif step.move == Move.UNIT_FORUM:
+        found = Forum.objects.filter(kind=ForumKind.UNIT_FORUM, division_id=here.division_id)
+        if here.kind == ForumKind.DEPARTMENT_GROUP:
+            # A department hands down to its own units only.
+            found = found.filter(units__department_id=here.department_id).distinct()
+        candidates = list(found)
+        missing = _("There is no unit forum to hand it down to.")
+    else:  # Move.PREVIOUS
+        previous = sending_forum_id(initiative)
+        candidates = list(Forum.objects.filter(pk=previous)) if previous else []
+        missing = _("It was logged here: there is no forum to return it to.")
+    target = _pick(candidates, chosen, missing=missing)
+    department_id = initiative.department_id or _forum_department_id(target)
+    return target, department_id
+
+
+def _names(step: Transition, state: str | None = None) -> dict[str, str]:
+    names = {"step": str(step.label)}
+    if state is not None:
+        names["state"] = str(State(state).label)
+    return names
+
+
+def initiative_transition(
+    *,
+    initiative: Initiative,
+    user: AbstractBaseUser,
+    transition: str,
+    comment: str = "",
+    target_forum: Forum | None = None,
+    meeting_reference: str = "",
+) -> Activity:
+    """Take the step ``transition`` of the workflow table; returns the activity written.
+
+    Checks, in order: the step exists, the table has it from the current state and kind of
+    forum, the user holds a role it names (or is an admin), a comment where it needs one,
+    a forum to move to. Then a conditional UPDATE on the state and version the caller read:
+    of two people taking a step at once exactly one updates the row, the other is told the
+    initiative has moved. The activity is written in the same transaction.
+    ``initiative`` is updated in place.
+    """
+    step = workflow.BY_NAME.get(transition)
+    if step is None:
+        raise _refuse(
+            _("There is no step called “%(name)s”.") % {"name": transition}, "unknown_transition"
+        )
+    forum = initiative.forum
+    if initiative.state not in step.sources:
+        raise _refuse(
+            _("“%(step)s” is not possible from “%(state)s”.") % _names(step, initiative.state),
+            "not_from_state",
+        )
+    if forum.kind not in step.at:
+        raise _refuse(
+            _("“%(step)s” is not possible while the initiative sits in a %(kind)s.")
+            % {**_names(step), "kind": str(ForumKind(forum.kind).label).lower()},
+            "not_here",
+        )
+    standing = workflow.standing_of(user, initiative)
+    if not step.permits(standing, is_admin=workflow.is_admin(user)):
+        who = "; ".join(actor.label() for actor in step.actors)
+        raise _refuse(
+            _("“%(step)s” is for: %(who)s.") % {**_names(step), "who": who}, "not_permitted"
+        )
+    comment = comment.strip()
+    if step.needs_comment and not comment:
+        raise _refuse(
+            _("“%(step)s” is a decision: say why.") % _names(step), "comment_required", "comment"
+        )
+    to_forum, department_id = _destination(step, initiative, target_forum)
+
+    with transaction.atomic():
+        now = timezone.now()
+        moved = Initiative.objects.filter(
+            pk=initiative.pk, state=initiative.state, version=initiative.version
+        ).update(
+            state=step.target,
+            forum=to_forum,
+            department_id=department_id,
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        if moved != 1:
+            now_state = (
+                Initiative.objects.filter(pk=initiative.pk).values_list("state", flat=True).first()
+            )
+            raise _refuse(
+                _(
+                    "Someone else moved this initiative meanwhile: it is now “%(state)s”. "
+                    "Reload it and try again."
+                )
+                % {"state": str(State(now_state).label) if now_state else "—"},
+                "stale",
+            )
+        activity = Activity.objects.create(
+            initiative=initiative,
+            actor=user,
+            at=now,
+            transition=step.name,
+            from_state=initiative.state,
+            to_state=step.target,
+            from_forum=forum,
+            to_forum=to_forum,
+            comment=comment,
+            meeting_reference=meeting_reference.strip(),
+        )
+    initiative.state = step.target
+    initiative.forum = to_forum
+    initiative.department_id = department_id
+    initiative.version += 1
+    initiative.updated_at = now
+    return activity
+
+
+def initiative_move(
+    *,
+    initiative: Initiative,
+    user: AbstractBaseUser,
+    to_state: str,
+    comment: str = "",
+    target_forum: Forum | None = None,
+    meeting_reference: str = "",
+) -> Activity:
+    """Move the initiative to ``to_state`` by the one step of the table that leads there.
+
+    For callers that name the target state rather than the step (the API's transitions).
+    """
+    step = workflow.find(initiative.state, initiative.forum.kind, to_state)
+    if step is None:
+        try:
+            target = str(State(to_state).label)
+        except ValueError:
+            target = to_state
+        raise _refuse(
+            _("An initiative cannot go from “%(state)s” to “%(target)s” where it sits.")
+            % {"state": str(State(initiative.state).label), "target": target},
+            "no_such_step",
+        )
+    return initiative_transition(
+        initiative=initiative,
+        user=user,
+        transition=step.name,
+        comment=comment,
+        target_forum=target_forum,
+        meeting_reference=meeting_reference,
+    )
+
+
+@transaction.atomic
+def pdsa_cycle_create(
+    *,
+    user: AbstractBaseUser,
+    initiative: Initiative,
+    unit: Unit,
+    plan: str,
+    start_date: date,
+    end_date: date | None = None,
+    measure: Measure | None = None,
+    do: str = "",
+    study: str = "",
+    act: str = "",
+) -> PDSACycle:
+    """Record a PDSA cycle a unit runs on an open initiative (marked on the unit's charts)."""
+    if not can_run_pdsa_in(user, initiative, unit):
+        if initiative.state in workflow.CLOSED:
+            message = _("The initiative is closed: no more cycles on it.")
+        else:
+            message = _("You may not record PDSA cycles for %(unit)s.") % {"unit": unit}
+        raise _refuse(message, "not_permitted")
+    if unit.department.division_id != initiative.forum.division_id:
+        raise _refuse(_("The unit is in another division."), "bad_unit", "unit")
+    if measure is not None:
+        applies = Measure.objects.filter(pk=measure.pk).filter(
+            Q(scope=Scope.DIVISION)
+            | Q(scope=Scope.DEPARTMENT, department_id=unit.department_id)
+            | Q(scope=Scope.UNIT, unit_id=unit.pk)
+        )
+        if not applies.exists():
+            raise _refuse(
+                _("%(measure)s is not measured in this unit.") % {"measure": measure},
+                "bad_measure",
+                "measure",
+            )
+    if end_date is not None and end_date < start_date:
+        raise _refuse(_("A cycle cannot end before it starts."), "bad_dates", "end_date")
+    cycle = PDSACycle(
+        initiative=initiative,
+        unit=unit,
+        measure=measure,
+        plan=plan.strip(),
+        do=do.strip(),
+        study=study.strip(),
+        act=act.strip(),
+        start_date=start_date,
+        end_date=end_date,
+        created_by=user,
+    )
+    cycle.full_clean()
+    cycle.save()
+    return cycle
