@@ -10,6 +10,9 @@ noisy, so only ratios are comparable between runs):
 - aggregation (``python -m tests.bench aggregation [--scales 0.1,1]``): see
   ``tests/bench/aggregation.py``.
 
+- dashboards (``python -m tests.bench dashboards [--scale 1]``): the pages under load with
+  gunicorn and wrk, and first paint in Chromium; see ``tests/bench/dashboards.py``.
+
 Usage: python -m tests.bench [--rows 1000000] [--database-url postgres://…]
 """
 
@@ -195,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         from tests.bench.aggregation import main as aggregation
 
         return aggregation(argv[1:])
+    if argv[:1] == ["dashboards"]:
+        # Issue 8's benchmark: the dashboards with 20 concurrent clients, first paint.
+        from tests.bench.dashboards import main as dashboards
+
+        return dashboards(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
