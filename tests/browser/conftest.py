@@ -32,6 +32,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 FACTORY_PASSWORD = "pw"  # tests/factories.py: UserFactory
+#: Screenshots (and the print layout's PDF) for people to look at; CI keeps the folder.
+SCREENSHOTS = Path(
+    os.environ.get("LHS_SCREENSHOTS")
+    or Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+)
 
 
 @pytest.fixture(scope="session")

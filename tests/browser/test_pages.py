@@ -11,11 +11,11 @@ from measures.enums import ImportStatus
 from measures.models import ImportBatch, Measure
 
 from ..e2e.files import INVALID_ROWS, PATIENT_ROWS
+from .conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 NAV = "header nav"
-SCREENSHOTS = Path("/tmp/lhs-screens")  # noqa: S108 - pictures for people to look at
 
 
 def choose_file(page, name: str, text: str) -> None:
@@ -47,13 +47,20 @@ def test_anonymous_visitor_is_sent_to_the_login_page(page):
 def test_forum_chair_logs_in_and_sees_the_navigation_of_their_role(page, log_in, org):
     log_in("chair")
 
-    expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, chair")
+    # A person affiliated to one unit lands on its dashboard.
+    expect(page).to_have_url(re.compile(r"/units/AFF-01/$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Avdelning 1 – Ångest")
     nav = page.locator(NAV)
-    for link in ("My units", "Measure catalogue", "Import data", "Import batches"):
+    for link in ("Dashboards", "Measure catalogue", "Import data", "Import batches"):
         expect(nav.get_by_role("link", name=link)).to_be_visible()
     expect(nav.locator(".role")).to_have_text(["Forum chair"])
     expect(nav.get_by_role("link", name="Administration")).to_have_count(0)
-    expect(page.locator("main")).to_contain_text("Avdelning 1 – Ångest")
+
+    nav.get_by_role("link", name="Dashboards").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, chair")
+    expect(page.get_by_role("heading", name="My units").locator("..")).to_contain_text(
+        "Avdelning 1 – Ångest"
+    )
 
 
 def test_chair_uploads_a_valid_file_and_watches_it_import(page, log_in, org, worker_settings):
