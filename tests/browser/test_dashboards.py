@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from django.utils import translation
@@ -321,6 +322,23 @@ def test_series_csv_in_english_and_in_swedish_excel(page, console_errors, demo):
     assert sv_shown[3] == shown[3]
     assert "." not in "".join(sv_shown[2:9])
     screenshot(page, "unit-swedish")
+    assert console_errors == []
+
+
+@pytest.mark.skipif(
+    "blob:" not in settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"],
+    reason="bug: the Content-Security-Policy blocks plotly's PNG export, which draws the "
+    "chart's SVG through a blob: image (img-src needs blob:)",
+)
+def test_png_download_of_a_chart(page, console_errors, demo):
+    log_in(page, "clinician")
+    wait_for_charts(page)
+
+    png = download(page, page.locator(f"{CARE_PLAN} button.png"))
+
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width >= 800 and height >= 600  # drawn at scale 2
     assert console_errors == []
 
 
