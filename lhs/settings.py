@@ -275,13 +275,14 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # No inline scripts or styles and no foreign origins (templates use static files only).
-# data: images: Swagger UI and the admin draw their icons as data: SVG.
+# data: images: Swagger UI and the admin draw their icons as data: SVG; blob: images: plotly
+# draws a chart into one to save it as PNG (its download button and ours).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:", "blob:"],
         "font-src": [SELF],
         "connect-src": [SELF],
         "object-src": [NONE],

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
-from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from django.utils import translation
@@ -325,11 +324,6 @@ def test_series_csv_in_english_and_in_swedish_excel(page, console_errors, demo):
     assert console_errors == []
 
 
-@pytest.mark.skipif(
-    "blob:" not in settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"],
-    reason="bug: the Content-Security-Policy blocks plotly's PNG export, which draws the "
-    "chart's SVG through a blob: image (img-src needs blob:)",
-)
 def test_png_download_of_a_chart(page, console_errors, demo):
     log_in(page, "clinician")
     wait_for_charts(page)
