@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import get_language, gettext, ngettext
 
+from lhs.collation import name_key
 from measures.enums import Direction, Frequency, MeasureKind, SeriesLevel
 from measures.models import Measure, Series
 from measures.series import public_columns
@@ -373,12 +374,12 @@ def sort_rows(
     """By a measure's latest value (no figure last, whichever the direction), else by name."""
     codes = [m.code for m in measures]
     if sort not in codes:
-        return sorted(rows, key=lambda r: r.name.lower(), reverse=descending)
+        return sorted(rows, key=lambda r: name_key(r.name), reverse=descending)
     i = codes.index(sort)
     shown = [r for r in rows if r.cells[i].sort_value is not None]
     blank = [r for r in rows if r.cells[i].sort_value is None]
-    shown.sort(key=lambda r: (r.cells[i].sort_value, r.name.lower()), reverse=descending)
-    return shown + sorted(blank, key=lambda r: r.name.lower())
+    shown.sort(key=lambda r: (r.cells[i].sort_value, name_key(r.name)), reverse=descending)
+    return shown + sorted(blank, key=lambda r: name_key(r.name))
 
 
 def department_matrix(
@@ -553,7 +554,7 @@ def funnel_plot(
     period = filters.period if filters.period in periods else (complete or periods)[-1]
     rows = []
     excluded = 0
-    for series in sorted(unit_series, key=lambda s: s.unit.name.lower()):
+    for series in sorted(unit_series, key=lambda s: name_key(s.unit.name)):
         columns = public_columns(
             series, period_from=date.fromisoformat(period), period_to=date.fromisoformat(period)
         )

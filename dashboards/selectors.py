@@ -26,6 +26,7 @@ from django.db.models import Q, QuerySet
 
 from forums.enums import ForumKind, MembershipRole
 from forums.models import Membership
+from lhs.collation import name_key
 from measures.enums import Frequency, MeasureKind, Scope, SeriesLevel
 from measures.models import Measure, Series
 from measures.series import public_columns, published_totals
@@ -141,7 +142,7 @@ def measures_for_unit(unit: Unit) -> list[Measure]:
         | Q(scope=Scope.UNIT, unit_id=unit.pk)
     )
     order = {Scope.UNIT: 0, Scope.DEPARTMENT: 1, Scope.DIVISION: 2}
-    return sorted(measures, key=lambda m: (order[m.scope], m.name.lower()))
+    return sorted(measures, key=lambda m: (order[m.scope], name_key(m.name)))
 
 
 def measures_for_department(department: Department) -> list[Measure]:
@@ -150,7 +151,7 @@ def measures_for_department(department: Department) -> list[Measure]:
         Q(scope=Scope.DIVISION) | Q(scope=Scope.DEPARTMENT, department_id=department.pk)
     )
     order = {Scope.DEPARTMENT: 0, Scope.DIVISION: 1}
-    return sorted(measures, key=lambda m: (order[m.scope], m.name.lower()))
+    return sorted(measures, key=lambda m: (order[m.scope], name_key(m.name)))
 
 
 def measures_for_division() -> list[Measure]:
@@ -205,6 +206,15 @@ class Summary:
 
     def at(self, period: str | None) -> Figure | None:
         return self.recent.get(period) if period else None
+
+    @property
+    def last_shown(self) -> Figure | None:
+        """The most recent shown figure among the recent periods (the latest may be
+        suppressed: a small last week should not leave the reader with no figure at all)."""
+        for figure in reversed(self.recent.values()):
+            if not figure.suppressed and figure.value is not None:
+                return figure
+        return None
 
 
 def _key(kind: str, series: Series, *parts: Any) -> str:
