@@ -32,7 +32,7 @@ Sources (cited per function below):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -86,10 +86,21 @@ MR_SCREEN_FACTOR: float = 3.267
 #: Minimum points in a segment for limits and icons to be shown (MDC checklist "Number of points").
 MIN_POINTS: int = 13
 
-# Tolerance for "exactly on the centre line / on a limit": float means are not exact
-# (mean of [0.1, 0.1, 0.1] != 0.1), and a constant series must give no signal.
-_REL_TOL = 1e-9
-_ABS_TOL = 1e-12
+#: Largest |value| accepted (and |denominator|, |numerator / denominator|). Below it none of
+#: the arithmetic can overflow: sums of up to 10⁸ values, moving ranges (≤ 2·10³⁰⁰), limits at
+#: mean ± 2.66·mR̄ (≤ 7·10³⁰⁰), deviations from the centre and the limits' width.
+MAX_ABS_VALUE: float = 1e300
+
+# Tolerance for "exactly on the centre line / on a limit" (:func:`_tol`). Float means are not
+# exact (mean of [0.1, 0.1, 0.1] != 0.1) and a constant series must give no signal, but the
+# tolerance must stay far below the data's spread however far from zero the data lie
+# (10¹² ± 10, or values of 10⁻⁹): so it is a few float64 rounding errors of the centre's
+# magnitude plus a billionth of the limits' width -- never a fraction of the centre itself.
+# The mean of a constant series is off by at most ~3·eps·|value| (measured, 3 to 20 000 points).
+_REL_TOL = 16 * float(np.finfo(np.float64).eps)  # ≈ 3.6e-15 of |centre|: 16 to 32 ulps
+_WIDTH_TOL = 1e-9  # of upper − lower (≈ 6σ): float noise in decimal data, never a real signal
+_ABS_TOL = float(np.finfo(np.float64).tiny)  # ≈ 2.2e-308: below this a difference is noise
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 class ChartType(StrEnum):
@@ -344,6 +355,82 @@ class SeriesAnalysis:
 
 
 # --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+
+#: Names a flat position for an error message: (array name, index) -> "values[3]" or, in
+#: :mod:`measures.spc_batch`, "series 2, point 3 (values[40])".
+Where = Callable[[str, int], str]
+
+
+def _at(name: str, i: int) -> str:
+    return f"{name}[{i}]"
+
+
+def _check_numbers(
+    name: str,
+    a: FloatArray,
+    *,
+    missing_ok: bool,
+    where: Where | None = None,
+    bound: float = MAX_ABS_VALUE,
+) -> None:
+    """Raise ValueError naming the first entry of ``a`` that is not a usable number.
+
+    Infinite values are never accepted (they would give infinite or NaN limits that still look
+    shown); NaN only where it marks a missing point (``missing_ok``); finite values beyond
+    ±``bound`` (default :data:`MAX_ABS_VALUE`, as means, moving ranges and limits of larger
+    values could overflow) never.
+    """
+    bad = ~(np.abs(a) <= bound)  # NaN and ±inf compare False
+    if missing_ok:
+        bad &= ~np.isnan(a)
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad.ravel())[0])
+    v = float(a.ravel()[i])
+    at = (where or _at)(name, i)
+    if math.isnan(v):
+        raise ValueError(f"{at} is NaN: missing values are not allowed here")
+    if math.isinf(v):
+        hint = " (NaN marks a missing point)" if missing_ok else ""
+        raise ValueError(f"{at} is {v}: values must be finite{hint}")
+    raise ValueError(
+        f"{at} is {v:g}: too large for the arithmetic (|value| must not exceed "
+        f"{bound:g}, or means and moving ranges could overflow)"
+    )
+
+
+def _check_scalar(name: str, x: float | None, *, optional: bool = False) -> None:
+    if x is None and optional:
+        return
+    if x is None or not math.isfinite(float(x)) or abs(float(x)) > MAX_ABS_VALUE:
+        raise ValueError(f"{name} must be a finite number, not {x!r}")
+
+
+def _check_limits(lim: Limits, index: NDArray[np.intp] | None, where: Where | None) -> None:
+    """Raise ValueError where shown limits are not finite numbers (an overflow).
+
+    Inputs within ±:data:`MAX_ABS_VALUE` keep XmR limits finite; p and u limits can still
+    overflow at a denominator next to 0 (σᵢ = √(V/nᵢ), V = p̄(1−p̄) or ū) or through Laney's σ_z.
+    ``index`` maps the limits' points to positions in the caller's arrays.
+    """
+    ok = np.ones(lim.upper.shape, dtype=bool)
+    for line in (lim.upper, lim.lower, lim.upper_2s, lim.lower_2s):
+        ok &= np.isfinite(line)
+    if not math.isfinite(lim.sigma_z):
+        ok[:] = False
+    if ok.all():
+        return
+    j = int(np.flatnonzero(~ok)[0])
+    i = j if index is None else int(index[j])
+    raise ValueError(
+        f"the limits at {(where or _at)('values', i)} overflow (a denominator too close to 0, "
+        "or z-scores beyond float range): these values cannot be charted"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Limits
 # --------------------------------------------------------------------------------------------
 
@@ -379,15 +466,18 @@ def xmr_limits(values: ArrayLike, *, screen_mr: bool = False, n: int | None = No
 
     ``screen_mr``: drop moving ranges ≥ 3.267·mR̄ and recompute once (NHSRplotthedots; off in
     the MDC tool). ``n``: length of the returned per-point arrays (default: len(values)).
+    ``values`` must be finite numbers within ±:data:`MAX_ABS_VALUE` (no NaN: these are the
+    calculation points themselves); ValueError names the first that is not.
     """
-    y = np.asarray(values, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64).ravel()
     if y.size < 2:
         raise ValueError("XmR limits need at least 2 points")
+    _check_numbers("values", y, missing_ok=False)
     size = y.size if n is None else n
     centre = float(y.mean())
     mr_bar = _mean_moving_range(y, screen_mr)
     sigma = E2 * mr_bar / 3.0
-    return Limits(
+    lim = Limits(
         centre=centre,
         sigma=_const(sigma, size),
         upper=_const(centre + 3 * sigma, size),
@@ -398,6 +488,8 @@ def xmr_limits(values: ArrayLike, *, screen_mr: bool = False, n: int | None = No
         lower_1s=_const(centre - sigma, size),
         mr_bar=mr_bar,
     )
+    _check_limits(lim, None, None)  # cannot fail within MAX_ABS_VALUE: a guard, not a rule
+    return lim
 
 
 def _attribute_limits(
@@ -421,34 +513,35 @@ def _attribute_limits(
     else:
         var_unit = centre
         upper_clip = math.inf
-    sigma = np.sqrt(var_unit / denominators)
-    sigma_z = 1.0
-    mr_bar = math.nan
-    if laney:
-        # Laney 2002: z = (y − centre)/σᵢ; σ_z = mR̄(z)/1.128; σᵢ′ = σᵢ·σ_z.
-        sig_c = sigma[calc]
-        with np.errstate(divide="ignore", invalid="ignore"):
+    # Overflow (a denominator next to 0) is left to _check_limits, which names the point.
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        sigma = np.sqrt(var_unit / denominators)
+        sigma_z = 1.0
+        mr_bar = math.nan
+        if laney:
+            # Laney 2002: z = (y − centre)/σᵢ; σ_z = mR̄(z)/1.128; σᵢ′ = σᵢ·σ_z.
+            sig_c = sigma[calc]
             z = np.where(sig_c > 0, (num_c / den_c - centre) / sig_c, 0.0)
-        mr_bar = _mean_moving_range(z, screen_mr)
-        if not math.isnan(mr_bar):
-            sigma_z = mr_bar / D2
-        sigma = sigma * sigma_z
+            mr_bar = _mean_moving_range(z, screen_mr)
+            if not math.isnan(mr_bar):
+                sigma_z = mr_bar / D2
+            sigma = sigma * sigma_z
 
-    def line(k: float) -> FloatArray:
-        return np.clip(centre + k * sigma, 0.0, upper_clip)
+        def line(k: float) -> FloatArray:
+            return np.clip(centre + k * sigma, 0.0, upper_clip)
 
-    return Limits(
-        centre=centre,
-        sigma=sigma,
-        upper=line(3),
-        lower=line(-3),
-        upper_2s=line(2),
-        lower_2s=line(-2),
-        upper_1s=line(1),
-        lower_1s=line(-1),
-        mr_bar=mr_bar,
-        sigma_z=sigma_z,
-    )
+        return Limits(
+            centre=centre,
+            sigma=sigma,
+            upper=line(3),
+            lower=line(-3),
+            upper_2s=line(2),
+            lower_2s=line(-2),
+            upper_1s=line(1),
+            lower_1s=line(-1),
+            mr_bar=mr_bar,
+            sigma_z=sigma_z,
+        )
 
 
 def p_chart_limits(
@@ -468,7 +561,9 @@ def p_chart_limits(
     """
     num, den = _check_attribute(numerators, denominators)
     calc = slice(0, baseline_points)
-    return _attribute_limits(ChartType.P, num, den, calc, laney, screen_mr=False)
+    lim = _attribute_limits(ChartType.P, num, den, calc, laney, screen_mr=False)
+    _check_limits(lim, None, None)
+    return lim
 
 
 def u_chart_limits(
@@ -485,17 +580,37 @@ def u_chart_limits(
     """
     num, den = _check_attribute(numerators, denominators)
     calc = slice(0, baseline_points)
-    return _attribute_limits(ChartType.U, num, den, calc, laney, screen_mr=False)
+    lim = _attribute_limits(ChartType.U, num, den, calc, laney, screen_mr=False)
+    _check_limits(lim, None, None)
+    return lim
 
 
 def _check_attribute(numerators: ArrayLike, denominators: ArrayLike) -> tuple[FloatArray, ...]:
+    """Numerators and denominators as float arrays: finite (no missing marker here), within
+    ±MAX_ABS_VALUE, numerators ≥ 0, denominators > 0, and each ratio within MAX_ABS_VALUE."""
     num = np.asarray(numerators, dtype=np.float64)
     den = np.asarray(denominators, dtype=np.float64)
     if num.shape != den.shape:
         raise ValueError("numerators and denominators differ in length")
+    _check_numbers("numerators", num, missing_ok=False)
+    _check_numbers("denominators", den, missing_ok=False)
     if np.any(den <= 0) or np.any(num < 0):
         raise ValueError("denominators must be > 0 and numerators >= 0")
+    with np.errstate(over="ignore"):
+        ratio = num / den
+    _check_ratio(ratio, np.ones(ratio.shape, dtype=bool), None)
     return num, den
+
+
+def _check_ratio(y: FloatArray, valid: BoolArray, where: Where | None) -> None:
+    """numerator / denominator must stay within ±MAX_ABS_VALUE (a denominator next to 0)."""
+    big = valid & ~(np.abs(y) <= MAX_ABS_VALUE)
+    if big.any():
+        i = int(np.flatnonzero(big.ravel())[0])
+        raise ValueError(
+            f"numerator / denominator at {(where or _at)('values', i)} overflows "
+            f"({float(y.ravel()[i]):g}): the denominator is too close to 0"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,8 +618,24 @@ def _check_attribute(numerators: ArrayLike, denominators: ArrayLike) -> tuple[Fl
 # --------------------------------------------------------------------------------------------
 
 
-def _tol(centre: FloatArray) -> FloatArray:
-    return _REL_TOL * np.abs(centre) + _ABS_TOL
+def _tol(
+    centre: FloatArray, upper: FloatArray | None = None, lower: FloatArray | None = None
+) -> FloatArray:
+    """How far from the centre (or beyond a line) a value must lie to count as off it.
+
+    ``_REL_TOL·|centre| + _WIDTH_TOL·(upper − lower) + _ABS_TOL``, per point; the width term is
+    0 where there are no limits (NaN) or none are given (the run chart's median). The first
+    term covers the rounding of the mean and of the limits (a few ulps of the centre: a
+    constant series, whose limits collapse onto its mean, stays on its centre line); the
+    second the float noise of decimal data near a limit. Both scale with the data: the result
+    is the same for 10⁻⁹·y, y and 10¹² + y wherever float64 can tell the values apart.
+    :mod:`measures.spc_batch` calls this same function, so both judge points alike.
+    """
+    tol = _REL_TOL * np.abs(centre) + _ABS_TOL
+    if upper is not None and lower is not None:
+        width = np.subtract(upper, lower)
+        tol = tol + _WIDTH_TOL * np.where(np.isnan(width), 0.0, width)
+    return tol
 
 
 def _run_bounds(a: NDArray[np.int8]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -580,17 +711,24 @@ def special_cause_flags(
     * two of three: in any 3 consecutive points all on the same side of the centre line, 2 or 3
       beyond the 2σ line but not beyond the process limit (those are astronomical and do not
       count) -- those 2 or 3 points are flagged.
+
+    Infinite values in any argument raise ValueError (NaN is the only "nothing here" marker).
+    A value counts as on the centre line or on a limit within :func:`_tol`.
     """
     rules = rules or RuleConfig()
     yv = np.asarray(y, dtype=np.float64)
     c = np.asarray(centre, dtype=np.float64)
     up, lo = np.asarray(upper, dtype=np.float64), np.asarray(lower, dtype=np.float64)
     up2, lo2 = np.asarray(upper_2s, dtype=np.float64), np.asarray(lower_2s, dtype=np.float64)
+    # limits may lie beyond MAX_ABS_VALUE (mean ± 2.66·mR̄ of values within it): finite only
+    arrays = {"y": yv, "centre": c, "upper": up, "lower": lo, "upper_2s": up2, "lower_2s": lo2}
+    for name, arr in arrays.items():
+        _check_numbers(name, arr, missing_ok=True, bound=_FLOAT_MAX)
     n = yv.size
     valid = ~np.isnan(yv) & ~np.isnan(c)
     has_limits = valid & ~np.isnan(up) & ~np.isnan(lo)
     active = has_limits | (valid & rules.rules_without_limits)
-    tol = _tol(c)
+    tol = _tol(c, up, lo)
     with np.errstate(invalid="ignore"):
         dev = yv - c
         side = np.where(active & (dev > tol), 1, np.where(active & (dev < -tol), -1, 0))
@@ -692,6 +830,7 @@ def assurance_icon(
     assurance"; NHSRplotthedots ``ptd_calculate_assurance_type``).
     """
     direction = Direction(direction)
+    _check_scalar("target", target, optional=True)
     if target is None or direction is Direction.NEITHER or math.isnan(upper):
         return None
     up = direction is Direction.UP
@@ -736,15 +875,18 @@ def anhoej_critical_values(n: int) -> tuple[int, int]:
 def run_chart_analysis(values: ArrayLike, centre: float | None = None) -> RunChartResult:
     """Anhøj run-chart rules against ``centre`` (default: the median of the values).
 
-    Points on the centre line and missing values are dropped (qicharts2 ``runs.analysis``;
-    Anhøj & Olesen 2014); runs and crossings are counted on the rest.
+    Points on the centre line (within :func:`_tol` of it: float noise is no run) and missing
+    values (NaN) are dropped (qicharts2 ``runs.analysis``; Anhøj & Olesen 2014); runs and
+    crossings are counted on the rest. Infinite values raise ValueError.
     """
-    y = np.asarray(values, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64).ravel()
+    _check_numbers("values", y, missing_ok=True)
+    _check_scalar("centre", centre, optional=True)
     y = y[~np.isnan(y)]
     if centre is None:
         centre = float(np.median(y)) if y.size else math.nan
     side = np.sign(y - centre).astype(np.int8)
-    side = side[np.abs(y - centre) > _REL_TOL * abs(centre) + _ABS_TOL]
+    side = side[np.abs(y - centre) > _tol(np.float64(centre))]
     n = int(side.size)
     if n == 0:
         return RunChartResult(centre, 0, 0, 0, 0, 0, False, False)
@@ -806,16 +948,23 @@ def _readonly(a: NDArray[Any]) -> NDArray[Any]:
 
 
 def plotted_statistic(
-    values: ArrayLike, denominators: ArrayLike | None, chart: ChartType
+    values: ArrayLike,
+    denominators: ArrayLike | None,
+    chart: ChartType,
+    *,
+    where: Where | None = None,
 ) -> tuple[FloatArray, BoolArray, FloatArray | None, FloatArray | None]:
     """The plotted statistic and which points count, after checking the input.
 
     XmR: the values themselves (no denominators). p and u: numerator / denominator, where a
     NaN numerator or a NaN or zero denominator is a missing point (MDC checklist "Gaps").
     Returns (y, valid, numerators, denominators); the last two are None for XmR. Raises
-    ValueError for negative counts or a p-chart numerator above its denominator.
+    ValueError for negative counts, a p-chart numerator above its denominator, and -- naming
+    the first such position (``where`` formats it) -- an infinite value or denominator, one
+    beyond ±:data:`MAX_ABS_VALUE`, or a ratio that overflows. NaN stays the missing marker.
     """
     raw = np.asarray(values, dtype=np.float64).ravel()
+    _check_numbers("values", raw, missing_ok=True, where=where)
     if chart is ChartType.XMR:
         if denominators is not None:
             raise ValueError("an XmR chart takes no denominators")
@@ -827,13 +976,16 @@ def plotted_statistic(
     den = np.asarray(denominators, dtype=np.float64).ravel()
     if den.size != num.size:
         raise ValueError("values and denominators differ in length")
+    _check_numbers("denominators", den, missing_ok=True, where=where)
     valid = ~np.isnan(num) & ~np.isnan(den) & (den > 0)
     if np.any(num[valid] < 0) or np.any(den[~np.isnan(den)] < 0):
         raise ValueError("numerators and denominators must not be negative")
     if chart is ChartType.P and np.any(num[valid] > den[valid]):
         raise ValueError("p-chart numerators must not exceed denominators")
     y = np.full(num.size, np.nan)
-    y[valid] = num[valid] / den[valid]
+    with np.errstate(over="ignore"):
+        y[valid] = num[valid] / den[valid]
+    _check_ratio(y, valid, where)
     return y, valid, num, den
 
 
@@ -872,10 +1024,16 @@ def analyse(
     :func:`u_chart_limits`, optional ``laney``). Rules: :func:`special_cause_flags` with
     ``rules`` (default MDC v5.0). Colours: :func:`classify_points`. Icons from the last point
     and the latest segment's limits: :func:`variation_icon`, :func:`assurance_icon`.
+
+    Non-finite input raises ValueError naming the first bad position: infinite values or
+    denominators, values beyond ±:data:`MAX_ABS_VALUE` (their means and moving ranges could
+    overflow), a ratio that overflows, limits that overflow, a non-finite ``target``. NaN is
+    never an error: it is the missing marker.
     """
     chart = ChartType(chart)
     direction = Direction(direction)
     rules = rules or RuleConfig()
+    _check_scalar("target", target, optional=True)
     if min_points < 2:
         raise ValueError("min_points must be at least 2")
     if baseline_points is not None and baseline_points < 2:
@@ -914,7 +1072,9 @@ def analyse(
             )
             seg_centre = lim.centre
             mr_bar, sigma_z = lim.mr_bar, lim.sigma_z
-            if not shown:
+            if shown:
+                _check_limits(lim, idx, None)
+            else:
                 lim = None
         centre[idx] = seg_centre
         if lim is not None:
@@ -1045,28 +1205,60 @@ def funnel_limits(
     proportions and V = θ for Poisson rates (n = exposure); proportions clipped to [0, 1],
     rates floored at 0. ``exact=True`` (for small n, φ = 1 only): exact binomial/Poisson limits
     with Spiegelhalter's interpolation (2005, appendix A.1): with p = Φ(∓z), r_p the p-quantile
-    of Y ~ Bin(n, θ) (or Poisson(nθ)), α = (F(r_p) − p)/(F(r_p) − F(r_p − 1)), the limit is
-    (r_p − α)/n.
+    of Y ~ Bin(m, θ) (or Poisson(nθ)), α = (F(r_p) − p)/(F(r_p) − F(r_p − 1)), the limit is
+    (r_p − α)/m (α kept within [0, 1], so a quantile off by float error cannot leave its step).
+
+    Ends of the range: at θ = 0 or θ = 1 for proportions, and θ = 0 for rates, V(θ) = 0 and Y
+    is certain to be nθ; both limits are then θ itself, for the normal and the exact limits
+    alike, so a unit equal to θ is never flagged and any other unit is. (The interpolation
+    would put the exact upper limit at θ = 1 a fraction (1 − p)/m below 1 and flag every unit
+    at 100 %.)
+
+    Non-whole denominators (exact binomial only): a binomial needs a whole number of trials,
+    and Spiegelhalter 2005 defines the exact limits for Y ~ Bin(n, θ) with n whole. We take
+    m = round(n) trials (at least 1) for the distribution *and* divide by the same m, so the
+    limits are those of a proportion out of m, centred on θ as for whole n; dividing r_p − α
+    by n instead (as before) mixed the two and shifted the limits by the factor m/n (10 trials
+    at θ = 0.5 gave limits about 5/10.4 = 0.48 for n = 10.4). Rates need no rounding: a Poisson
+    mean nθ may take any exposure n, and the limit is (r_p − α)/n.
+
+    All arguments must be finite (ValueError otherwise); n > 0, 0 ≤ θ ≤ 1 for proportions and
+    θ ≥ 0 for rates, z ≥ 0, φ > 0.
     """
     nn = np.asarray(n, dtype=np.float64)
+    _check_numbers("n", nn, missing_ok=False)
     if np.any(nn <= 0):
         raise ValueError("denominators must be positive")
+    if kind not in ("proportion", "rate"):
+        raise ValueError("kind must be 'proportion' or 'rate'")
+    theta = _check_theta(theta, kind)
+    _check_scalar("z", z)
+    _check_scalar("phi", phi)
+    if z < 0 or phi <= 0:
+        raise ValueError("z must not be negative and phi must be positive")
+    if exact and phi != 1.0:
+        raise ValueError("exact limits are not defined with over-dispersion")
+    if theta == 0.0 or (kind == "proportion" and theta == 1.0):
+        # a point mass at nθ: no spread, the limits are θ (exact and normal alike)
+        return np.full(nn.shape, theta), np.full(nn.shape, theta)
     if exact:
-        if phi != 1.0:
-            raise ValueError("exact limits are not defined with over-dispersion")
         from scipy import stats  # lazy: scipy.stats is slow to import
 
+        if kind == "proportion":
+            trials = np.maximum(np.round(nn), 1.0)
+            dist = stats.binom(trials.astype(np.int64), theta)
+        else:
+            trials = nn
+            dist = stats.poisson(nn * theta)
+
         def limit(p: float) -> FloatArray:
-            if kind == "proportion":
-                dist = stats.binom(np.round(nn).astype(np.int64), theta)
-            else:
-                dist = stats.poisson(nn * theta)
             r = dist.ppf(p)
             f_r = dist.cdf(r)
             f_below = dist.cdf(r - 1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 alpha = np.where(f_r > f_below, (f_r - p) / (f_r - f_below), 0.0)
-            return np.asarray((r - alpha) / nn, dtype=np.float64)
+            alpha = np.clip(alpha, 0.0, 1.0)
+            return np.asarray((r - alpha) / trials, dtype=np.float64)
 
         p_low = float(_norm_cdf(-z))
         lower, upper = limit(p_low), limit(1.0 - p_low)
@@ -1076,6 +1268,16 @@ def funnel_limits(
         lower, upper = theta - half, theta + half
     top = 1.0 if kind == "proportion" else math.inf
     return np.clip(lower, 0.0, top), np.clip(upper, 0.0, top)
+
+
+def _check_theta(theta: float, kind: str) -> float:
+    _check_scalar("theta", theta)
+    theta = float(theta)
+    if kind == "proportion" and not 0.0 <= theta <= 1.0:
+        raise ValueError("a proportion's theta must lie in [0, 1]")
+    if theta < 0.0:
+        raise ValueError("a rate's theta must not be negative")
+    return theta
 
 
 def _norm_cdf(x: float) -> float:
@@ -1101,12 +1303,26 @@ def funnel(
     z-scores zᵢ = (yᵢ − θ)/√(V(θ)/nᵢ) are winsorised at the ``winsor`` and 1 − ``winsor``
     quantiles (default 10 %), φ̂ = Σ zᵢ²/I, and the limits are widened by √φ̂ when φ̂ > 1
     (normal approximation then, even if ``exact``).
+
+    At θ = 0 or 1 (proportions) or θ = 0 (rates) the limits are θ (see :func:`funnel_limits`):
+    units equal to θ are within, all others outside; their z-scores are 0 (V(θ) = 0) and φ̂
+    stays 1. Input must be finite numbers (ValueError naming the first that is not), with
+    proportions' numerators at most their denominators.
     """
     num, den = _check_attribute(numerators, denominators)
     if kind not in ("proportion", "rate"):
         raise ValueError("kind must be 'proportion' or 'rate'")
+    if kind == "proportion" and np.any(num > den):
+        raise ValueError("a proportion's numerators must not exceed its denominators")
+    for lev in levels:
+        _check_scalar("levels", lev)
+    if not 0.0 <= winsor < 0.5:
+        raise ValueError("winsor must lie in [0, 0.5)")
     if theta is None:
+        if num.size == 0:
+            raise ValueError("a funnel plot needs at least one unit (or a theta)")
         theta = float(num.sum() / den.sum())
+    theta = _check_theta(theta, kind)
     value = num / den
     var = theta * (1.0 - theta) if kind == "proportion" else theta
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -316,6 +316,18 @@ def segment_breaks(
     return breaks
 
 
+def _describe(starts: IntArray) -> spc.Where:
+    """Error positions as "series i, point j (values[k])" for the flat index k."""
+
+    def where(name: str, k: int) -> str:
+        if starts.size < 2 or not 0 <= k < int(starts[-1]):
+            return f"{name}[{k}]"
+        i = int(np.searchsorted(starts, k, side="right")) - 1
+        return f"series {i}, point {k - int(starts[i])} ({name}[{k}])"
+
+    return where
+
+
 def _check_starts(starts: IntArray, n: int) -> None:
     if starts.size < 1 or starts[0] != 0 or starts[-1] != n or np.any(np.diff(starts) < 0):
         raise ValueError("starts must rise from 0 to the number of points")
@@ -345,7 +357,9 @@ def analyse_many(
     ``[starts[i], starts[i+1])`` (empty series allowed). ``segment_breaks``: True at the first
     point of a re-based segment (see :func:`segment_breaks`; ignored at a series' first point).
     Rules: ``spc.RuleConfig()`` (MDC v5.0), ``min_points = spc.MIN_POINTS``, no moving-range
-    screening. Raises ValueError where ``spc.analyse`` would for any of the series.
+    screening. Raises ValueError where ``spc.analyse`` would for any of the series -- among
+    others for infinite values or denominators, values beyond ±``spc.MAX_ABS_VALUE`` and limits
+    that overflow, naming the series and point (NaN is the missing marker, never an error).
 
     Steps, each as in :mod:`measures.spc`: segments (``_segment_starts``); per segment the
     centre and limits from its first ``baseline_points`` valid points (``xmr_limits``,
@@ -361,10 +375,12 @@ def analyse_many(
     min_points = spc.MIN_POINTS
     if baseline_points is not None and baseline_points < 2:
         raise ValueError("baseline_points must be at least 2 (DESIGN.md recommends >= 12)")
+    spc._check_scalar("target", target, optional=True)
 
-    y, valid, num, den = spc.plotted_statistic(values, denominators, chart)
-    n = y.size
     st = np.asarray(starts, dtype=np.int64).ravel()
+    where = _describe(st)
+    y, valid, num, den = spc.plotted_statistic(values, denominators, chart, where=where)
+    n = y.size
     _check_starts(st, n)
     s_count = st.size - 1
     lengths = np.diff(st)
@@ -410,7 +426,8 @@ def analyse_many(
 
     # --- centre and limits per segment ---
     seg_centre = np.full(n_seg, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    seg_finite = np.ones(n_seg, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if chart is spc.ChartType.XMR:
             # spc.analyse / xmr_limits: centre = mean; mR̄ = mean |Δy| of the calculation points;
             # sigma = 2.66·mR̄/3 (MDC v5.0; Wheeler 2.66 = 3/d2).
@@ -453,7 +470,19 @@ def analyse_many(
             c_lo = np.clip(cc_l + -3 * sig, 0.0, upper_clip)
             c_up2 = np.clip(cc_l + 2 * sig, 0.0, upper_clip)
             c_lo2 = np.clip(cc_l + -2 * sig, 0.0, upper_clip)
+            if laney:
+                seg_finite &= np.isfinite(sigma_z)  # spc._check_limits checks σ_z too
     cc = np.repeat(seg_centre, m)
+    # spc._check_limits: shown limits must be finite numbers (p and u can overflow at a
+    # denominator next to 0; XmR cannot within spc.MAX_ABS_VALUE)
+    finite = np.isfinite(c_up) & np.isfinite(c_lo) & np.isfinite(c_up2) & np.isfinite(c_lo2)
+    overflow = has_lim & ~(finite & np.repeat(seg_finite, m))
+    if overflow.any():
+        k = int(vidx[np.flatnonzero(overflow)[0]])
+        raise ValueError(
+            f"the limits at {where('values', k)} overflow (a denominator too close to 0, "
+            "or z-scores beyond float range): these values cannot be charted"
+        )
 
     # --- special-cause rules on each series' valid points (spc.special_cause_flags) ---
     bits = _rule_bits(yc, cc, c_up, c_lo, c_up2, c_lo2, has_lim, sidc, rules)
@@ -533,7 +562,7 @@ def _rule_bits(
     if nc == 0:
         return bits
     active = has_lim
-    tol = spc._REL_TOL * np.abs(cc) + spc._ABS_TOL
+    tol = spc._tol(cc, up, lo)  # the same tolerance, from the same doubles, as spc
     with np.errstate(invalid="ignore"):
         dev = yc - cc
         side = (dev > tol).view(np.int8) - (dev < -tol).view(np.int8)
@@ -674,7 +703,7 @@ def _latest_run_charts(
         yv = yc[first + np.arange(first.size)]
     dv = yv - np.repeat(med, counts)
     side = np.sign(dv).astype(np.int8)
-    useful = np.abs(dv) > np.repeat(spc._REL_TOL * np.abs(med) + spc._ABS_TOL, counts)
+    useful = np.abs(dv) > np.repeat(spc._tol(med), counts)
     nu = np.add.reduceat(useful.view(np.int8), _exclusive_cumsum(counts), dtype=np.int64)
     side = side[useful]
     row_end = np.cumsum(nu)  # row r's useful points end here

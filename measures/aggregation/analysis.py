@@ -35,7 +35,8 @@ from .cells import (
 #: 2: points packed in columns (measures.packing), SPC by measures.spc_batch.
 #: 3: complementary suppression per sum, of lone children, and of weeks within months.
 #: 4: the exact audit of each quarter takes in the weeks linked to its months.
-ENGINE_VERSION = 4
+#: 5: SPC tolerance follows the spread (spc._tol), not 1e-9 of the centre.
+ENGINE_VERSION = 5
 
 #: Decimals kept for displayed figures (values, centre lines, limits): far below what a chart
 #: or a table shows, and the API's JSON then carries no float noise.
