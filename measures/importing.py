@@ -439,6 +439,10 @@ def subject_key_hash(raw: str, secret: bytes) -> str:
     return hmac.digest(secret, raw.encode(), "sha256")[:16].hex()
 
 
+#: The largest magnitude a number in a file may have (±10¹⁵).
+MAX_ABS_NUMBER = 1e15
+
+
 def parse_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Numbers with a decimal point or a decimal comma, spaces as thousands separators.
 
@@ -879,6 +883,9 @@ class ImportFile:
             fail(text == "", column, "missing_value", params={"column": column})
         fail(ambiguous, column, "mixed_decimal")
         fail(numbers.isna() & (text != ""), column, "not_a_number")
+        # Far beyond any clinical figure; sums and moving ranges of such values overflow the
+        # statistics, and one such row would stop its measure's nightly run.
+        fail(numbers.abs() > MAX_ABS_NUMBER, column, "too_large")
         return numbers
 
     def _drop_repeated_periods(self, out: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:

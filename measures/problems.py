@@ -107,6 +107,7 @@ PROBLEMS: dict[str, object] = {
     "missing_denominator": _("Missing denominator."),
     "mixed_decimal": _("%(value)s mixes a decimal point and a decimal comma."),
     "not_a_number": _("%(value)s is not a number."),
+    "too_large": _("%(value)s is too large: no measure holds numbers beyond ±10¹⁵."),
     "numerator_negative": _("The numerator cannot be negative."),
     "denominator_not_positive": _("The denominator must be above zero."),
     "numerator_above_denominator": _("The numerator %(value)s is above the denominator."),

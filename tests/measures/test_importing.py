@@ -364,6 +364,19 @@ def test_numbers_that_are_not_numbers(tmp_path):
     assert result.errors[1].message == "'1.234,5' mixes a decimal point and a decimal comma."
 
 
+def test_numbers_too_large_for_any_measure_are_refused(tmp_path):
+    """Finite but absurd: sums and moving ranges of such numbers overflow the statistics."""
+    source = (
+        b"measure_code,unit_code,period_start,numerator,denominator\n"
+        b"care-plan,AFF-01,2025-01-01,45,1e300\n"
+        b"care-plan,AFF-01,2025-02-01,40,1000000000000000\n"
+    )
+    result = validate(source, tmp_path)
+
+    assert result.cells() == [(2, "denominator", "1e300")]
+    assert result.errors[0].message == "'1e300' is too large: no measure holds numbers beyond ±10¹⁵."
+
+
 def test_proportion_rows_are_zero_or_one(tmp_path):
     result = validate("proportion_not_binary.csv", tmp_path)
 
