@@ -35,6 +35,7 @@ from .panels import (
 from .selectors import (
     grain_for,
     landing_for,
+    measures_for_unit,
     series_set,
     unit_nodes,
     visible_departments,
@@ -95,6 +96,15 @@ def unit_panel_table(request, code: str, measure: str):
     """One chart's numbers as a table (HTMX fragment; the full page with ``view=table`` is the
     same without JavaScript)."""
     unit = get_object_or_404(visible_units(), code=code)
+    if not request.htmx:
+        # The "Table" link without JavaScript: the page's table view, at this measure (this
+        # view's bare fragment would be a page without a head or a way back).
+        if measure not in {m.code for m in measures_for_unit(unit)}:
+            raise Http404
+        params = request.GET.copy()
+        params["view"] = "table"
+        url = reverse("dashboards:unit", kwargs={"code": unit.code})
+        return redirect(f"{url}?{params.urlencode()}#m-{measure}")
     _form, filters = _filters(request)
     panels = [p for p in unit_panels(unit, filters, tables=True) if p.measure.code == measure]
     if not panels:

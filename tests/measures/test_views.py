@@ -127,7 +127,9 @@ def test_unknown_measure_is_404(client, org):
 def test_home_lists_the_users_units_with_swedish_names(client, org):
     login(client, org.people["clinician"])
 
-    response = client.get(reverse("home"))
+    # Home sends the clinician to their unit's dashboard; the chooser lists every unit.
+    assert client.get(reverse("home")).url == reverse("dashboards:unit", args=["AFF-01"])
+    response = client.get(reverse("home") + "?choose=1")
 
     assert response.status_code == 200
     assert "Avdelning 1 – Ångest" in response.content.decode()
@@ -141,8 +143,9 @@ def test_home_lists_the_users_units_with_swedish_names(client, org):
 def test_import_link_only_for_uploaders(client, org, username, shown):
     login(client, org.people[username])
 
-    response = client.get(reverse("home"))
+    response = client.get(reverse("home") + "?choose=1")
 
+    assert response.status_code == 200
     assert (reverse("measures:upload").encode() in response.content) is shown
 
 
