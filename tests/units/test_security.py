@@ -32,7 +32,9 @@ from units.signals import SESSION_LAST_ACTIVITY
 pytestmark = pytest.mark.django_db
 
 LOGIN = reverse("login")
-HOME = reverse("home")
+# The chooser: a page every logged-in person gets as 200 (``/`` itself now redirects to the
+# person's dashboard), so a 302 from it means the session was refused.
+HOME = reverse("home") + "?choose=1"
 PASSWORD = "pw"  # tests/factories.py
 
 
