@@ -53,6 +53,7 @@ Prints one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import json
 import os
@@ -77,6 +78,13 @@ P95_RATIO_TARGET = 10.0
 P95_TARGET_MS = 250.0
 FCP_TARGET_MS = 1000.0
 DASHBOARDS = ("unit", "department", "division", "measure")
+
+#: What a browser sends with every page (the dashboards are gzipped for a client that asks).
+BROWSER_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Encoding": "gzip, deflate, br",
+    "Accept-Language": "en-GB,en;q=0.9",
+}
 
 #: What ``--profile`` lists by cumulative time.
 PROFILE_FOCUS = (
@@ -218,8 +226,8 @@ def _pages(org: dict) -> dict[str, dict]:
         for m in org["measures"]
         if (m.kind, m.frequency, m.scope) == ("proportion", "week", "division")
     )
-    return {
-        "trivial_api": {"path": "/api/"},
+    pages = {
+        "trivial_api": {"path": "/api/", "headers": {"Accept": "application/json"}},
         "trivial_catalogue": {"path": "/measures/"},
         "unit": {"path": f"/units/{unit.code}/", "panels": len(measures_for_unit(unit))},
         "department": {
@@ -234,8 +242,10 @@ def _pages(org: dict) -> dict[str, dict]:
             "headers": {"HX-Request": "true"},
             "informational": True,
         },
-        "_unit": unit,
     }
+    for page in pages.values():
+        page["headers"] = {**BROWSER_HEADERS, **page.get("headers", {})}
+    return {**pages, "_unit": unit}
 
 
 def _clinician(unit):
@@ -298,7 +308,7 @@ class _Gunicorn:
         deadline = time.monotonic() + 60
         while True:
             try:
-                status, _body = _get(self.port, "/healthz", {})
+                status, _sent, _body = _get(self.port, "/healthz", {})
                 if status == 200:
                     break
             except OSError:
@@ -344,12 +354,17 @@ class _Gunicorn:
             self.process.wait()
 
 
-def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """Status, the body as sent and the body decoded."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read()
+        sent = response.read()
+        decoded = (
+            gzip.decompress(sent) if response.getheader("Content-Encoding") == "gzip" else sent
+        )
+        return response.status, sent, decoded
     finally:
         conn.close()
 
@@ -398,15 +413,16 @@ def _wrk(port: int, page: dict, cookie: str, script: Path, args, seconds: float)
     }
 
 
-def _check(port: int, page: dict, cookie: str) -> int:
+def _check(port: int, page: dict, cookie: str) -> tuple[int, int]:
     """One request first: a 200 with a body, not the log-in page (a broken session would
-    otherwise be measured as a fast redirect)."""
-    status, body = _get(
+    otherwise be measured as a fast redirect). Its size as sent (gzipped where it is) and
+    decoded."""
+    status, sent, body = _get(
         port, page["path"], {"Cookie": f"sessionid={cookie}", **page.get("headers", {})}
     )
     if status != 200 or b'name="password"' in body:
         raise RuntimeError(f"{page['path']} answered {status}: {body[:500]!r}")
-    return len(body)
+    return len(sent), len(body)
 
 
 def _load_test(server, pages: dict, cookie: str, args, var_dir: Path) -> dict[str, dict]:
@@ -415,7 +431,9 @@ def _load_test(server, pages: dict, cookie: str, args, var_dir: Path) -> dict[st
     script.write_text(WRK_LUA)
     names = [n for n in pages if not n.startswith("_")]
     for name in names:
-        pages[name]["body_kb"] = round(_check(port, pages[name], cookie) / 1024, 1)
+        sent, decoded = _check(port, pages[name], cookie)
+        pages[name]["sent_kb"] = round(sent / 1024, 1)
+        pages[name]["html_kb"] = round(decoded / 1024, 1)
     results: dict[str, dict] = {}
     trivial = [n for n in names if n.startswith("trivial")]
     # The trivial pages before and after the dashboards: the lower p95 of each is kept.
