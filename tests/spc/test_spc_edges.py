@@ -477,9 +477,10 @@ def test_exact_binomial_limits_of_a_non_whole_denominator_are_those_of_its_round
     lo, hi = spc.funnel_limits(0.5, [10.4], z=1.96, exact=True)
     assert hi[0] == pytest.approx(0.76756, abs=1e-5)
     assert lo[0] == pytest.approx(0.13244, abs=1e-5)
-    # a unit of 8 / 10.4 (76.9 %) is just above that 95 % limit, one at θ within
-    res = spc.funnel([8.0, 52.0], [10.4, 104.0], theta=0.5, exact=True)
-    assert res.outside[0].tolist() == [1, 0]
+    # flags come from the count's tail in Bin(10, 0.5): 8 of 10.4 lies above that drawn 95 %
+    # limit, yet P(Y ≥ 8) = 0.055 is no 2.5 % tail; 9 (P = 0.011) is; one at θ is within
+    res = spc.funnel([8.0, 9.0, 52.0], [10.4, 10.4, 104.0], theta=0.5, exact=True)
+    assert res.outside[0].tolist() == [0, 1, 0]
     # rates: the Poisson mean nθ takes a non-whole exposure as it is, divided by n
     _, hi_r = spc.funnel_limits(2.0, [10.4], kind="rate", exact=True)
     _, hi_r10 = spc.funnel_limits(2.0, [10.0], kind="rate", exact=True)
