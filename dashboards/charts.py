@@ -335,11 +335,17 @@ def funnel_chart(
     limits: Mapping[str, Sequence[Sequence[float]]],
     curve_n: Sequence[float],
     outside: Sequence[int],
+    direction: str = "neither",
 ) -> dict[str, Any]:
     """A funnel plot (Spiegelhalter 2005): each unit's value against its denominator, the
     pooled value θ, and the 95 % and 99.8 % limits drawn over a smooth range of denominators.
-    ``values``, ``theta`` and the limits are in display units."""
-    colour = {1: _COLOUR["concern"], -1: _COLOUR["concern"], 0: _COLOUR["common"]}
+    ``values``, ``theta`` and the limits are in display units. A unit outside the limits is
+    coloured as an improvement or a concern by the measure's direction (MDC colours)."""
+    high, low = {
+        "up": (_COLOUR["improvement"], _COLOUR["concern"]),
+        "down": (_COLOUR["concern"], _COLOUR["improvement"]),
+    }.get(direction, (_COLOUR["neither"], _COLOUR["neither"]))
+    colour = {1: high, -1: low, 0: _COLOUR["common"]}
     texts = [
         f"{name}: {with_unit(v, measure)} (n = {fmt(d, places=0)})"
         for name, v, d in zip(names, values, denominators, strict=True)

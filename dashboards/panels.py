@@ -575,9 +575,10 @@ def funnel_plot(
     kind = "proportion" if measure.kind == MeasureKind.PROPORTION else "rate"
     num = np.array([r["numerator"] for r in rows])
     den = np.array([r["denominator"] for r in rows])
-    result_stats = funnel(
-        num, den, kind=kind, exact=kind == "proportion" and bool((den < 100).any())
-    )
+    # Exact binomial limits where some unit is small (DESIGN.md §5); the curve is drawn the
+    # same way as the units are judged.
+    exact = kind == "proportion" and bool((den < 100).any())
+    result_stats = funnel(num, den, kind=kind, exact=exact)
     theta = result_stats.theta
     top = float(den.max()) * 1.1
     curve = np.unique(
@@ -585,7 +586,7 @@ def funnel_plot(
     )
     limits = {}
     for label, z in (("95", 1.96), ("99.8", 3.09)):
-        lo, hi = funnel_limits(theta, curve, kind=kind, z=z)
+        lo, hi = funnel_limits(theta, curve, kind=kind, z=z, exact=exact)
         limits[label] = ([float(v) * scale for v in lo], [float(v) * scale for v in hi])
     outside = [int(v) for v in result_stats.outside[1]]  # 99.8 %: the alarm level
     warn = [int(v) for v in result_stats.outside[0]]
@@ -603,6 +604,7 @@ def funnel_plot(
         limits=limits,
         curve_n=[float(v) for v in curve],
         outside=[o or w for o, w in zip(outside, warn, strict=True)],
+        direction=measure.direction,
     )
     for row in rows:
         row["unit_name"] = row["unit"].name
