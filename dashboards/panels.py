@@ -218,9 +218,14 @@ def table_rows(measure: Measure, grain: str, columns: dict[str, list[Any]]) -> l
     return rows
 
 
-def unit_panels(unit: Unit, filters: Filters, *, tables: bool = False) -> list[Panel]:
-    """Every measure of the unit with its chart, figures, comparison and icons."""
+def unit_panels(
+    unit: Unit, filters: Filters, *, tables: bool = False, only: str | None = None
+) -> list[Panel]:
+    """Every measure of the unit (or ``only`` the one with that code) with its chart, figures,
+    comparison and icons."""
     measures = measures_for_unit(unit)
+    if only is not None:
+        measures = [m for m in measures if m.code == only]
     found = series_set(measures, filters.grain or None, unit_nodes(unit))
     unit_key = node_key(SeriesLevel.UNIT, unit.pk)
     dept_key = node_key(SeriesLevel.DEPARTMENT, unit.department_id)

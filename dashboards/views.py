@@ -106,7 +106,7 @@ def unit_panel_table(request, code: str, measure: str):
         url = reverse("dashboards:unit", kwargs={"code": unit.code})
         return redirect(f"{url}?{params.urlencode()}#m-{measure}")
     _form, filters = _filters(request)
-    panels = [p for p in unit_panels(unit, filters, tables=True) if p.measure.code == measure]
+    panels = unit_panels(unit, filters, tables=True, only=measure)
     if not panels:
         raise Http404
     return render(request, "dashboards/_panel_table.html", {"panel": panels[0]})
