@@ -27,10 +27,13 @@ from forums.models import Forum, Membership
 from forums.rules import is_board_member, is_support_staff
 from measures.enums import ImportSource, ImportStatus, MeasureKind, Scope
 from measures.importing import scan_personal_numbers
-from measures.models import ImportBatch, Measure, Observation
+from measures.models import ImportBatch, Measure, Observation, Series
 from measures.rules import uploadable_units
+from measures.spc import COLOURS, PointClass
 from units.enums import UnitKind
 from units.models import Affiliation, Department, Unit
+
+from .conftest import page_specs
 
 #: A fixed Sunday, so the tests do not depend on today's date.
 END = date(2025, 6, 1)
@@ -354,3 +357,121 @@ def test_the_demo_comes_with_its_series_computed(demo):
         assert Series.objects.filter(measure=measure, grain=measure.frequency).exists(), measure
     assert Series.objects.filter(level="division", measure__code="care-plan").exists()
     assert Series.objects.filter(level="unit", unit__code="AFF-AVD1").exists()
+
+
+# --- the story the dashboards tell (issue 8) -------------------------------------------------
+
+
+@pytest.fixture
+def full_demo(db):
+    """The demo as `make run` loads it (all weeks, full volume): what people are shown."""
+    return demo_load(end=END)
+
+
+def _unit_series(measure_code: str, unit_code: str, grain: str | None = None):
+    measure = Measure.objects.get(code=measure_code)
+    return Series.objects.get(
+        measure=measure, unit__code=unit_code, level="unit", grain=grain or measure.frequency
+    )
+
+
+def test_story_a_step_change_after_each_dated_intervention(full_demo):
+    """At the grain the dashboard opens with, each intervention's unit shows special causes of
+    improvement after its date and (almost) none before: a step the chart makes visible."""
+    interventions = demo_interventions(END)
+    assert len({i.unit for i, _starts in interventions}) >= 3
+    for intervention, starts in interventions:
+        points = _unit_series(intervention.measure, intervention.unit).points
+        classes = list(zip(points["period"], points["point_class"], strict=True))
+        before = [c for p, c in classes if p < starts.isoformat() and c is not None]
+        after = [c for p, c in classes if p >= starts.isoformat() and c is not None]
+        assert len(before) >= 12 and len(after) >= 12, intervention
+        assert before.count("improvement") <= 0.05 * len(before), (intervention, before)
+        assert after.count("improvement") >= 0.25 * len(after), (intervention, after)
+        # The improvement shows soon after the change, not only at the end.
+        first = next(p for p, c in classes if p >= starts.isoformat() and c == "improvement")
+        assert date.fromisoformat(first) - starts <= timedelta(weeks=12), (intervention, first)
+
+
+def test_story_the_step_is_drawn_on_the_units_dashboard(client, full_demo):
+    client.force_login(get_user_model().objects.get(username="clinician"))
+    care_plan = next(i for i in INTERVENTIONS if i.measure == "care-plan")
+    starts = care_plan.starts(END).isoformat()
+
+    # The demo clinician lands on their ward, where the care-plan story happened.
+    landing = client.get("/")
+    assert landing.status_code == 302
+    assert landing.url == f"/units/{care_plan.unit}/"
+    spec = page_specs(client.get(landing.url).content)["spec-m-care-plan"]
+
+    values = spec["data"][0]
+    colours = values["marker"]["color"]
+    assert isinstance(colours, list)
+    blue = COLOURS[PointClass.IMPROVEMENT]
+    after = [
+        c for x, y, c in zip(values["x"], values["y"], colours, strict=True) if x >= starts and y
+    ]
+    before = [
+        c for x, y, c in zip(values["x"], values["y"], colours, strict=True) if x < starts and y
+    ]
+    assert after.count(blue) > len(after) / 2
+    assert before.count(blue) == 0
+
+
+def test_story_a_unit_consistently_failing_its_target(full_demo):
+    """The assurance icon says a target will not be met unless the process changes, at the
+    grain the measure is shown in (so the unit's dashboard opens with it)."""
+    failing = [
+        s
+        for s in Series.objects.filter(
+            level="unit", assurance_icon="consistent_fail"
+        ).select_related("measure", "unit")
+        if s.grain == s.measure.frequency
+    ]
+    assert failing
+    for series in failing:
+        # Limits are in display units, as the target (a proportion's in %).
+        target = float(series.measure.target)
+        points = series.points
+        last = max(i for i, u in enumerate(points["upper"]) if u is not None)
+        # Both process limits on the wrong side of the target.
+        if series.measure.direction == "up":
+            assert points["upper"][last] < target, series
+        else:
+            assert points["lower"][last] > target, series
+
+
+def test_story_a_local_measure_only_one_unit_has(client, full_demo):
+    local = Measure.objects.filter(scope=Scope.UNIT)
+    assert local.exists()
+    client.force_login(get_user_model().objects.get(username="clinician"))
+    for measure in local:
+        units = set(
+            Series.objects.filter(measure=measure, level="unit").values_list(
+                "unit__code", flat=True
+            )
+        )
+        assert units == {measure.unit.code}
+        own = client.get(f"/units/{measure.unit.code}/").content.decode()
+        assert f'id="m-{measure.code}"' in own and "local measure" in own
+        neighbour = measure.unit.department.units.exclude(pk=measure.unit_id).first()
+        other = client.get(f"/units/{neighbour.code}/").content.decode()
+        assert f'id="m-{measure.code}"' not in other
+
+
+def test_story_suppressed_small_periods_on_a_dashboard(client, full_demo):
+    """Small periods are suppressed in the demo and shown as such, never as a number."""
+    suppressed = [
+        s
+        for s in Series.objects.filter(level="unit").select_related("measure", "unit")
+        if s.grain == s.measure.frequency and any(s.points["suppressed"])
+    ]
+    assert len(suppressed) >= 5
+    # Most periods are still shown: the demo's units are not too small to have a chart.
+    shown = [s for s in suppressed if sum(s.points["suppressed"]) < len(s.points["period"]) / 2]
+    assert len(shown) >= 3
+    series = shown[0]
+    client.force_login(get_user_model().objects.get(username="clinician"))
+    content = client.get(f"/units/{series.unit.code}/").content.decode()
+    section = content.split(f'id="m-{series.measure.code}"', 1)[1].split("</section>", 1)[0]
+    assert "period suppressed" in section or "periods suppressed" in section
