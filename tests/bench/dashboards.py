@@ -582,6 +582,7 @@ def _first_paint(port: int, path: str, cookie: str, reloads: int) -> dict:
         "fcp_ms_max": round(max(fcp)),
         "fcp_ms_all": [round(x) for x in fcp],
         "dom_content_loaded_ms_median": round(statistics.median(dcl)),
+        "dom_content_loaded_ms_all": [round(x) for x in dcl],
         "load_ms_median": round(statistics.median(load)),
         "charts_drawn": max(charts),
         "subresources_over_network_per_reload_max": max(network),
