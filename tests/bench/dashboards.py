@@ -2,10 +2,14 @@
 
 Usage::
 
-    make bench BENCH_ARGS="dashboards"                       # reference scale (≈ 10 M rows)
-    make bench BENCH_ARGS="dashboards --scale 0.05 --duration 5 --warmup 2 --reloads 3"
-    python -m tests.bench dashboards --profile               # + cProfile of each page
-    python -m tests.bench dashboards --reuse-data            # development: the last run's data
+    make -s bench BENCH_ARGS="dashboards"      # reference scale (≈ 10 M rows), ~7 min
+    make -s bench BENCH_ARGS="dashboards --profile"           # + cProfile of each page (stderr)
+    # After one full run, a quick one on the same data (no load, no recompute; ~2 min):
+    python -m tests.bench dashboards --reuse-data --duration 5 --warmup 1 --reloads 3
+
+(``-s``: without it make echoes the command above the JSON.) A smaller ``--scale`` loads
+fewer rows but is no quicker: with a few observations a week most cells are suppressed, and
+the recompute's suppression audit then took longer than at scale 1 (> 20 min at 0.02).
 
 Needs PostgreSQL (``--database-url``, default ``lhs_bench_dash``, dropped and created again
 each run), Redis db 13 (flushed at start), Debian's ``/usr/bin/wrk`` and ``/usr/bin/chromium``.
