@@ -50,6 +50,12 @@ from .selectors import (
 CACHE_SECONDS = 7 * 24 * 3600
 
 
+def body_key(*parts: Any) -> str:
+    """The cache key of a page's rendered body from everything it depends on."""
+    digest = hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=16)
+    return f"lhs:dash:{CACHE_VERSION}:body:{digest.hexdigest()}"
+
+
 def spec_json(spec: dict[str, Any]) -> str:
     """A spec as JSON safe inside ``<script type="application/json">`` (as ``json_script``
     escapes it: a measure named ``</script>`` must not end the element)."""
@@ -219,18 +225,25 @@ def table_rows(measure: Measure, grain: str, columns: dict[str, list[Any]]) -> l
 
 
 def unit_panels(
-    unit: Unit, filters: Filters, *, tables: bool = False, only: str | None = None
+    unit: Unit,
+    filters: Filters,
+    *,
+    tables: bool = False,
+    only: str | None = None,
+    measures: Sequence[Measure] | None = None,
+    events: dict[int, list[dict[str, Any]]] | None = None,
 ) -> list[Panel]:
     """Every measure of the unit (or ``only`` the one with that code) with its chart, figures,
-    comparison and icons."""
-    measures = measures_for_unit(unit)
+    comparison and icons. ``measures`` and ``events``: as the caller has already read them."""
+    measures = list(measures) if measures is not None else measures_for_unit(unit)
     if only is not None:
         measures = [m for m in measures if m.code == only]
     found = series_set(measures, filters.grain or None, unit_nodes(unit))
     unit_key = node_key(SeriesLevel.UNIT, unit.pk)
     dept_key = node_key(SeriesLevel.DEPARTMENT, unit.department_id)
     div_key = node_key(SeriesLevel.DIVISION, unit.department.division_id)
-    events = unit_annotations(unit.pk, measures)
+    if events is None:
+        events = unit_annotations(unit.pk, measures)
     today = timezone.localdate()
     panels: list[Panel] = []
     for measure in measures:

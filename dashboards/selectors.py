@@ -339,6 +339,32 @@ class SeriesSet:
         return self.summaries.get(found.pk) if found is not None else None
 
 
+def series_versions(measures: Sequence[Measure], grain: str | None, nodes: Q) -> list[tuple]:
+    """(id, computed_at) of the series a page would show: what its cached HTML depends on."""
+    return sorted(_series_query(measures, grain, nodes).values_list("pk", "computed_at"))
+
+
+def measure_versions(measures: Sequence[Measure]) -> list[tuple]:
+    return [(m.pk, m.updated_at) for m in measures]
+
+
+def organisation_version() -> list[tuple]:
+    """Every unit's name, state and place, and its department's and division's names: what
+    a cached page shows of the organisation (one query, a few dozen rows)."""
+    return list(
+        Unit.objects.order_by("pk").values_list(
+            "pk",
+            "name",
+            "code",
+            "active",
+            "department_id",
+            "department__name",
+            "department__code",
+            "department__division__name",
+        )
+    )
+
+
 def series_set(measures: Sequence[Measure], grain: str | None, nodes: Q) -> SeriesSet:
     rows = list(_series_query(measures, grain, nodes))
     return SeriesSet(

@@ -10,21 +10,29 @@ querysets, so an inactive unit or an unknown code answers 404.
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
 from measures.enums import SeriesLevel
+from measures.models import Series
 from measures.selectors import measure_catalogue, measure_history
 from units.audit import audit_download
 from units.selectors import organisation_tree, units_for_user
 
 from . import exports
+from .annotations import unit_annotations
 from .forms import FilterForm
 from .panels import (
+    CACHE_SECONDS,
+    body_key,
     department_matrix,
     division_matrix,
     funnel_measures,
@@ -33,10 +41,17 @@ from .panels import (
     unit_panels,
 )
 from .selectors import (
+    department_nodes,
+    division_nodes,
     grain_for,
     landing_for,
+    measure_versions,
+    measures_for_department,
+    measures_for_division,
     measures_for_unit,
+    organisation_version,
     series_set,
+    series_versions,
     unit_nodes,
     visible_departments,
     visible_divisions,
@@ -83,10 +98,24 @@ def unit_dashboard(request, code: str):
     unit = get_object_or_404(visible_units(), code=code)
     form, filters = _filters(request)
     tables = filters.view == "table"
-    panels = unit_panels(unit, filters, tables=tables)
-    context = {"unit": unit, "form": form, "filters": filters, "panels": panels, "tables": tables}
+    measures = measures_for_unit(unit)
+    events = unit_annotations(unit.pk, measures)
+    grain = filters.grain or None
+
+    def build():
+        panels = unit_panels(unit, filters, tables=tables, measures=measures, events=events)
+        return {"unit": unit, "filters": filters, "panels": panels, "tables": tables}
+
+    body = _cached_body(
+        request,
+        "dashboards/_unit_panels.html",
+        ["unit", unit.pk, series_versions(measures, grain, unit_nodes(unit))],
+        [measure_versions(measures), events],
+        build,
+    )
     if request.htmx and request.htmx.target == "dashboard-body":
-        return render(request, "dashboards/_unit_panels.html", context)
+        return HttpResponse(body)
+    context = {"unit": unit, "form": form, "filters": filters, "body": body}
     return render(request, "dashboards/unit.html", context)
 
 
@@ -118,18 +147,30 @@ def department_dashboard(request, code: str):
     department = get_object_or_404(visible_departments(), code=code)
     form, filters = _filters(request)
     sort, descending = _sort(request)
-    matrix = department_matrix(department, filters, sort, descending)
-    context = {
-        "department": department,
-        "form": form,
-        "filters": filters,
-        "matrix": matrix,
-        "funnels": funnel_measures(matrix.measures),
-        "funnel_level": "department",
-        "funnel_code": department.code,
-    }
+    measures = measures_for_department(department)
+
+    def build():
+        matrix = department_matrix(department, filters, sort, descending)
+        return {
+            "department": department,
+            "filters": filters,
+            "matrix": matrix,
+            "funnels": funnel_measures(matrix.measures),
+            "funnel_level": "department",
+            "funnel_code": department.code,
+        }
+
+    nodes = department_nodes(department)
+    body = _cached_body(
+        request,
+        "dashboards/_department_body.html",
+        ["department", department.pk, series_versions(measures, filters.grain or None, nodes)],
+        [measure_versions(measures)],
+        build,
+    )
     if request.htmx and request.htmx.target == "dashboard-body":
-        return render(request, "dashboards/_department_body.html", context)
+        return HttpResponse(body)
+    context = {"department": department, "form": form, "filters": filters, "body": body}
     return render(request, "dashboards/department.html", context)
 
 
@@ -140,19 +181,31 @@ def division_dashboard(request, code: str):
     form, filters = _filters(request)
     sort, descending = _sort(request)
     by_unit = request.GET.get("rows") == "units"
-    matrix = division_matrix(division, filters, units=by_unit, sort=sort, descending=descending)
-    context = {
-        "division": division,
-        "form": form,
-        "filters": filters,
-        "matrix": matrix,
-        "by_unit": by_unit,
-        "funnels": funnel_measures(matrix.measures),
-        "funnel_level": "division",
-        "funnel_code": division.code,
-    }
+    measures = measures_for_division()
+
+    def build():
+        matrix = division_matrix(division, filters, units=by_unit, sort=sort, descending=descending)
+        return {
+            "division": division,
+            "filters": filters,
+            "matrix": matrix,
+            "by_unit": by_unit,
+            "funnels": funnel_measures(matrix.measures),
+            "funnel_level": "division",
+            "funnel_code": division.code,
+        }
+
+    nodes = division_nodes(division, units=by_unit)
+    body = _cached_body(
+        request,
+        "dashboards/_division_body.html",
+        ["division", division.pk, series_versions(measures, filters.grain or None, nodes)],
+        [measure_versions(measures)],
+        build,
+    )
     if request.htmx and request.htmx.target == "dashboard-body":
-        return render(request, "dashboards/_division_body.html", context)
+        return HttpResponse(body)
+    context = {"division": division, "form": form, "filters": filters, "body": body}
     return render(request, "dashboards/division.html", context)
 
 
@@ -196,8 +249,46 @@ def measure_page(request, code: str):
         "filters": filters,
     }
     if measure.active:
-        context.update(measure_overview(measure, filters, sort, descending))
+        grain = grain_for(measure, filters.grain or None)
+        versions = sorted(
+            Series.objects.filter(measure=measure, grain=grain).values_list("pk", "computed_at")
+        )
+        context["body"] = _cached_body(
+            request,
+            "dashboards/_measure_body.html",
+            ["measure", measure.pk, versions],
+            [measure_versions([measure])],
+            lambda: {
+                "measure": measure,
+                "filters": filters,
+                **measure_overview(measure, filters, sort, descending),
+            },
+        )
     return render(request, "dashboards/measure.html", context)
+
+
+def _cached_body(request, template: str, versions: list, extra: list, build) -> str:
+    """A page's body rendered once per version of everything it shows.
+
+    The key holds the series' ``computed_at``s, the measures' versions, the organisation's
+    names, the query string, the language and the day (staleness is judged by the day), so a
+    fresh import or an edited measure shows at once. The body holds nothing personal (no
+    form, no CSRF token), so one rendering serves everyone. A warm page costs a few small
+    queries and one cache read instead of hundreds of summaries and template tags.
+    """
+    key = body_key(
+        versions,
+        extra,
+        organisation_version(),
+        request.get_full_path(),
+        get_language(),
+        timezone.localdate(),
+    )
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string(template, build(), request=request)
+        cache.set(key, html, CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 - our own rendered template
 
 
 def _csv_response(request, data: bytes, filename: str, target: str) -> HttpResponse:

@@ -18,7 +18,8 @@ def measure_history(measure: Measure, limit: int = 20) -> list[dict]:
         measure.history.select_related("history_user").order_by("-history_date")[: limit + 1]
     )
     changes = []
-    for newer, older in zip(records, [*records[1:], None], strict=True):
+    # Without ``strict``: a measure created without a history record (bulk_create) has none.
+    for newer, older in zip(records, [*records[1:], None], strict=False):
         if len(changes) == limit:
             break
         fields = []

@@ -18,19 +18,47 @@
     };
   }
 
-  function draw(root) {
-    if (!window.Plotly) return;
-    root.querySelectorAll(".plot[data-spec]").forEach(function (el) {
-      if (el.dataset.drawn === "1") return;
-      var source = document.getElementById(el.dataset.spec);
-      if (!source || !source.textContent.trim()) return;
-      var spec = JSON.parse(source.textContent);
-      el.dataset.drawn = "1";
-      window.Plotly.newPlot(el, spec.data, spec.layout, config(el));
-    });
+  function drawOne(el) {
+    if (el.dataset.drawn === "1") return;
+    var source = document.getElementById(el.dataset.spec);
+    if (!source || !source.textContent.trim()) return;
+    var spec = JSON.parse(source.textContent);
+    el.dataset.drawn = "1";
+    window.Plotly.newPlot(el, spec.data, spec.layout, config(el));
   }
 
-  function drawAll() { draw(document); }
+  // One chart a frame, top of the page first: forty charts drawn at once kept the browser
+  // from painting anything for a second or two.
+  var queue = [];
+  var scheduled = false;
+
+  function next() {
+    scheduled = false;
+    var el = queue.shift();
+    if (el) drawOne(el);
+    if (queue.length) schedule();
+  }
+
+  function schedule() {
+    if (!scheduled) {
+      scheduled = true;
+      window.requestAnimationFrame(next);
+    }
+  }
+
+  function drawAll() {
+    if (!window.Plotly) return;
+    document.querySelectorAll(".plot[data-spec]").forEach(function (el) {
+      if (el.dataset.drawn !== "1" && queue.indexOf(el) < 0) queue.push(el);
+    });
+    schedule();
+  }
+
+  function drawNow() {
+    if (!window.Plotly) return;
+    while (queue.length) drawOne(queue.shift());
+    document.querySelectorAll(".plot[data-spec]").forEach(drawOne);
+  }
 
   document.addEventListener("DOMContentLoaded", drawAll);
   document.addEventListener("htmx:afterSettle", drawAll);
@@ -53,6 +81,7 @@
   // Charts take the width of the printed page, and back again after printing.
   function resize() {
     if (!window.Plotly) return;
+    drawNow();
     document.querySelectorAll(".plot[data-spec]").forEach(function (el) {
       if (el.dataset.drawn === "1") window.Plotly.Plots.resize(el);
     });
