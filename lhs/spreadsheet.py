@@ -21,15 +21,12 @@ _FORMULA_START = "=+-@\t\r"
 
 
 def safe_cell(text: object) -> str:
-    """A text cell a spreadsheet will not run as a formula (a number passes unchanged)."""
+    """A text cell a spreadsheet will not run as a formula. Every text that begins with a
+    formula character is neutralised, even one that looks like a number ("+1" as a unit's
+    name): numbers are written by :func:`number_cell`, never through here."""
     text = str(text)
     if text and text[0] in _FORMULA_START:
-        try:
-            float(text.replace(",", "."))
-        except ValueError:
-            return "'" + text
-        if not math.isfinite(float(text.replace(",", "."))):
-            return "'" + text
+        return "'" + text
     return text
 
 
