@@ -19,6 +19,7 @@ from django.utils import translation
 from playwright.sync_api import expect
 
 from dashboards.demo import DIVISION_CODE, PASSWORD, demo_load
+from lhs.collation import name_key
 from units.models import Division
 
 from .conftest import SCREENSHOTS
@@ -255,9 +256,12 @@ def test_table_view_of_a_chart_and_without_javascript(
         assert hidden.count() >= suppressed
         for text in hidden.locator("td").all_inner_texts():
             assert text == "Suppressed: fewer than 5 observations"
-        # No suppressed latest figure either: the panel says "fewer than 5", never a number.
-        for big in plain.locator("dd.big:has(.suppressed)").all_inner_texts():
-            assert big.strip() == "fewer than 5"
+        # No suppressed latest figure either: the panel says "fewer than 5", never a number,
+        # and beside it the last figure that is shown, with its own (earlier) period.
+        for text in plain.locator("dd.big .suppressed").all_inner_texts():
+            assert text.strip() == "fewer than 5"
+        for text in plain.locator("dd.big .last-shown").all_inner_texts():
+            assert re.fullmatch(r"last shown: [\d.,]+ \S.* \(week \d+, \d{4}\)", text), text
         # The first screen only: every table of the page is ~30,000 px tall (6 s to shoot).
         screenshot(plain, "unit-tables-without-javascript", full_page=False)
     finally:
@@ -391,7 +395,8 @@ def test_department_chair_sorts_the_matrix_and_sees_a_funnel_plot(page, console_
     expect(page.get_by_role("heading", level=1)).to_have_text("Affektiva sjukdomar")
     before = _names(page)
     assert len(before) == 6
-    assert before == sorted(before, key=str.lower)  # by name until told otherwise
+    # By name until told otherwise, in the reader's language (English: Å as A).
+    assert before == sorted(before, key=lambda name: name_key(name, "en"))
     headings = page.locator("table.matrix thead th")
     measures = headings.locator("a").all_inner_texts()
     column = measures.index("HoNOS total score")  # the name column is 0
