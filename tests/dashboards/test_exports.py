@@ -43,8 +43,6 @@ HOSTILE = [
     "\r=1+1",
     "=cmd|' /C calc'!A0",
 ]
-#: Known: safe_cell lets "+1" through (see the xfail below); the rest are neutralised.
-NEUTRALISED = [h for h in HOSTILE if h != "+1"]
 
 
 def _parse(content: bytes) -> tuple[str, list[list[str]]]:
@@ -70,19 +68,15 @@ def _number(text: str, *, comma: bool) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", NEUTRALISED)
+@pytest.mark.parametrize("text", HOSTILE)
 def test_safe_cell_neutralises_a_formula(text):
     assert safe_cell(text) == "'" + text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="safe_cell lets a text that parses as a number through: a unit named '+1' is "
-    "written +1 (issue 8 wants every text beginning with + neutralised; csv_bytes writes "
-    "numbers through number_cell, so safe_cell need not exempt them)",
-)
-@pytest.mark.parametrize("text", ["+1", "-1", "+1e3"])
+@pytest.mark.parametrize("text", ["+1", "-1", "+1e3", "-0,5"])
 def test_safe_cell_neutralises_a_text_that_looks_like_a_signed_number(text):
+    """A unit named "+1" is text: Excel would read it as the number 1. Numbers are written by
+    number_cell, never through safe_cell."""
     assert safe_cell(text) == "'" + text
 
 
@@ -322,9 +316,7 @@ def _hostile_cells_are_neutralised(rows: list[list[str]]) -> int:
     checked = 0
     for row in rows:
         for cell in row:
-            if cell == "+1":
-                continue
-            for name in NEUTRALISED:
+            for name in HOSTILE:
                 if cell.endswith(name.lstrip("\t\r")) and name in cell:
                     assert cell.startswith("'"), cell
                     checked += 1
@@ -358,15 +350,12 @@ def test_hostile_names_are_neutralised_and_negative_numbers_stay_numbers(
     # the unit rows every hostile unit name, each neutralised.
     names = [m.name for m in measures]
     for name in names:
-        if name == "+1":
-            continue  # see test_safe_cell_neutralises_a_text_that_looks_like_a_signed_number
         assert "'" + name in header, name
     if level != "division":
         first = [r[0] for r in rows[1:]]
         for unit in units:
-            if unit.name != "+1":
-                assert "'" + unit.name in first, unit.name
-    assert checked >= len(NEUTRALISED)
+            assert "'" + unit.name in first, unit.name
+    assert checked >= len(HOSTILE)
     # The change score is a negative number, written as one.
     column = header.index("Change in HoNOS")
     values = [r[column] for r in rows[1:] if r[column]]
@@ -381,8 +370,8 @@ def test_matrix_csv_function_neutralises_names(org, hostile):
     raw = content.decode("utf-8-sig")
     # No line of the file begins with a formula character, quoted or not.
     for line in raw.split("\r\n"):
-        assert not line.lstrip('"').startswith(("=", "@", "-2", "\t", "\r")), line
-    assert "'=HYPERLINK(" in raw and "'@SUM(A1:A9)" in raw and "'-2+3" in raw
+        assert not line.lstrip('"').startswith(("=", "+", "-", "@", "\t", "\r")), line
+    assert "'=HYPERLINK(" in raw and "'@SUM(A1:A9)" in raw and "'-2+3" in raw and "'+1" in raw
 
 
 # --------------------------------------------------------------------------------------------
