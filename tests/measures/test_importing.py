@@ -374,7 +374,9 @@ def test_numbers_too_large_for_any_measure_are_refused(tmp_path):
     result = validate(source, tmp_path)
 
     assert result.cells() == [(2, "denominator", "1e300")]
-    assert result.errors[0].message == "'1e300' is too large: no measure holds numbers beyond ±10¹⁵."
+    assert (
+        result.errors[0].message == "'1e300' is too large: no measure holds numbers beyond ±10¹⁵."
+    )
 
 
 def test_proportion_rows_are_zero_or_one(tmp_path):
