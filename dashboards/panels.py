@@ -568,8 +568,19 @@ def funnel_plot(
     periods = sorted({p for s in unit_series for p in (s.points.get("period") or [])})
     if not periods:
         return None
+    # By default the latest complete period in which some unit is shown: a period where every
+    # unit is suppressed would leave nothing to compare.
+    shown: set[str] = set()
+    for series in unit_series:
+        columns = public_columns(series)
+        shown.update(
+            p
+            for p, hidden in zip(columns["period"], columns["suppressed"], strict=True)
+            if not hidden
+        )
     complete = [p for p in periods if _period_end(p, grain) <= timezone.localdate()]
-    period = filters.period if filters.period in periods else (complete or periods)[-1]
+    candidates = [p for p in complete if p in shown] or complete or periods
+    period = filters.period if filters.period in periods else candidates[-1]
     rows = []
     excluded = 0
     for series in sorted(unit_series, key=lambda s: name_key(s.unit.name)):

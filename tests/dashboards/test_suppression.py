@@ -567,3 +567,24 @@ def test_a_department_whose_units_are_all_suppressed_has_no_funnel(client, dash)
     assert spec is None
     assert "No unit has a figure to compare in this period." in content
     assert dash.a1.name not in content and dash.a2.name not in content
+
+
+def test_the_funnel_defaults_to_the_latest_period_in_which_a_unit_is_shown(client, dash):
+    """Department A's units are both suppressed in its latest month (March 2025): the funnel
+    opens at February, not on an empty plot."""
+    client.force_login(dash.people["clinician"])
+
+    content, spec = _funnel(client, "department", dash.dept_a.code, "")
+
+    assert spec is not None
+    assert '<option value="2025-02-01" selected>' in content
+    assert dash.a1.name in content and dash.a2.name in content
+
+
+def test_the_period_chooser_stays_when_no_unit_is_shown(client, dash):
+    client.force_login(dash.people["clinician"])
+
+    content, _spec = _funnel(client, "department", dash.dept_a.code, "?period=2024-06-01")
+
+    assert '<select name="period"' in content
+    assert '<option value="2024-06-01" selected>' in content
