@@ -13,3 +13,11 @@ class MembershipRole(models.TextChoices):
     CHAIR = "chair", _("Chair")
     SECRETARY = "secretary", _("Secretary")
     MEMBER = "member", _("Member")
+
+
+class EmailFrequency(models.TextChoices):
+    """How often a member gets e-mail about a forum's business (in-app notices come always)."""
+
+    DAILY = "daily", _("One digest a day")
+    IMMEDIATE = "immediate", _("Every notice as it happens")
+    NEVER = "never", _("No e-mail")

@@ -41,3 +41,49 @@ class State(models.TextChoices):
     REJECTED = "rejected", _("Rejected")
     RETURNED_FOR_MORE_WORK = "returned_for_more_work", _("Returned for more work")
     WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+class SupportKind(models.TextChoices):
+    DATA = "data", _("Data")
+    IT = "it", _("IT")
+    IMPROVEMENT_SCIENCE = "improvement_science", _("Improvement science")
+
+
+class SupportState(models.TextChoices):
+    OPEN = "open", _("Open")
+    TAKEN = "taken", _("Taken")
+    DONE = "done", _("Done")
+
+
+class RoundStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    CLOSED = "closed", _("Closed")
+
+
+class VoteChoice(models.TextChoices):
+    APPROVE = "approve", _("Approve")
+    REJECT = "reject", _("Reject")
+    ABSTAIN = "abstain", _("Abstain")
+
+
+class RoundOutcome(models.TextChoices):
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    TIED = "tied", _("Tied")
+    NO_QUORUM = "no_quorum", _("No quorum")
+
+
+class AdoptionState(models.TextChoices):
+    PLANNED = "planned", _("Planned")
+    STARTED = "started", _("Started")
+    ADOPTED = "adopted", _("Adopted")
+    DECLINED = "declined", _("Declined")
+
+
+class NotificationKind(models.TextChoices):
+    ARRIVED = "arrived", _("An initiative reached your forum")
+    VOTE_OPENED = "vote_opened", _("A vote opened")
+    VOTE_CLOSING = "vote_closing", _("A vote is about to close")
+    DECISION = "decision", _("A decision was made")
+    SUPPORT_ANSWERED = "support_answered", _("A support request was answered")
+    SUPPORT_REQUESTED = "support_requested", _("A support request came in")

@@ -1,4 +1,8 @@
-"""Initiatives (ideas, needs, innovations), their activity log and the PDSA cycles units run.
+"""Initiatives (ideas, needs, innovations) and everything done with them.
+
+The activity log, PDSA cycles, attachments, support requests, agenda items of forum meetings,
+prioritisation (criteria and scores), board voting (rounds and votes), scale-up (plans and
+per-unit adoptions) and in-app notifications.
 
 Every write goes through ``services.py``; the states and the moves between them are the table
 in ``workflow.py``.
@@ -10,11 +14,23 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from forums.models import Forum
+from forums.models import Forum, Meeting
 from measures.models import Measure
 from units.models import Department, Unit
 
-from .enums import Effort, InitiativeKind, OriginKind, State
+from .enums import (
+    AdoptionState,
+    Effort,
+    InitiativeKind,
+    NotificationKind,
+    OriginKind,
+    RoundOutcome,
+    RoundStatus,
+    State,
+    SupportKind,
+    SupportState,
+    VoteChoice,
+)
 
 
 class Initiative(models.Model):
@@ -111,9 +127,12 @@ class Activity(models.Model):
         related_name="activities",
         verbose_name=_("initiative"),
     )
+    # Empty for a step the system takes (a voting round closing at its deadline).
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="initiative_activities",
         verbose_name=_("by"),
     )
@@ -135,8 +154,15 @@ class Activity(models.Model):
         Forum, on_delete=models.PROTECT, related_name="+", verbose_name=_("to forum")
     )
     comment = models.TextField(_("comment"), blank=True)
-    # Meetings do not exist yet: this becomes a foreign key to forums' meetings.
-    meeting_reference = models.CharField(_("meeting"), max_length=200, blank=True)
+    # The meeting the decision was taken in (its minutes say more).
+    meeting = models.ForeignKey(
+        Meeting,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="decisions",
+        verbose_name=_("meeting"),
+    )
 
     class Meta:
         ordering = ["at", "pk"]
@@ -197,3 +223,432 @@ class PDSACycle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.initiative} · {self.unit} · {self.start_date}"
+
+
+def _attachment_path(instance: "Attachment", filename: str) -> str:
+    # The stored name is ours (a random one), never the uploader's: the original is kept in
+    # ``original_name`` and given back only in the download's Content-Disposition.
+    import uuid
+
+    return f"attachments/{instance.initiative_id}/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    """A file attached to an initiative, kept outside the web root and served as a download."""
+
+    initiative = models.ForeignKey(
+        Initiative,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        verbose_name=_("initiative"),
+    )
+    file = models.FileField(_("file"), upload_to=_attachment_path, max_length=300)
+    original_name = models.CharField(_("name"), max_length=255)
+    content_type = models.CharField(_("type"), max_length=100)
+    size = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField(_("checksum"), max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="initiative_attachments",
+        verbose_name=_("uploaded by"),
+    )
+    uploaded_at = models.DateTimeField(_("uploaded"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["uploaded_at", "pk"]
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class SupportRequest(models.Model):
+    """A request for help from the support unit, attached to an initiative at any stage."""
+
+    initiative = models.ForeignKey(
+        Initiative,
+        on_delete=models.CASCADE,
+        related_name="support_requests",
+        verbose_name=_("initiative"),
+    )
+    support_forum = models.ForeignKey(
+        Forum,
+        on_delete=models.PROTECT,
+        related_name="support_requests",
+        verbose_name=_("support unit"),
+    )
+    kind = models.CharField(_("help with"), max_length=24, choices=SupportKind.choices)
+    description = models.TextField(_("what is needed"))
+    state = models.CharField(
+        _("state"), max_length=8, choices=SupportState.choices, default=SupportState.OPEN
+    )
+    # Counts the state changes, for the same conditional UPDATE as an initiative's.
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="support_requests_made",
+        verbose_name=_("requested by"),
+    )
+    requested_at = models.DateTimeField(_("requested"), auto_now_add=True)
+    taken_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="support_requests_taken",
+        verbose_name=_("taken by"),
+    )
+    taken_at = models.DateTimeField(_("taken"), null=True, blank=True)
+    answer = models.TextField(_("answer"), blank=True)
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        verbose_name = _("support request")
+        verbose_name_plural = _("support requests")
+        indexes = [models.Index(fields=["state", "requested_at"], name="support_state_requested")]
+
+    def __str__(self) -> str:
+        return f"{self.initiative} · {self.get_kind_display()}"
+
+
+class AgendaItem(models.Model):
+    """One item of a forum meeting's agenda, in the order the chair gives it.
+
+    Proposed from what waits for the forum (an initiative sent to it, a round closing, an
+    adoption due, a measure that signalled) or written by the chair; the notes record what
+    was said and decided under it.
+    """
+
+    meeting = models.ForeignKey(
+        Meeting, on_delete=models.CASCADE, related_name="agenda_items", verbose_name=_("meeting")
+    )
+    position = models.PositiveIntegerField(_("position"), default=0)
+    title = models.CharField(_("item"), max_length=300)
+    # Why it was proposed (the code the agenda module uses): empty for an item added by hand.
+    reason = models.CharField(_("reason"), max_length=32, blank=True)
+    initiative = models.ForeignKey(
+        Initiative,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="agenda_items",
+        verbose_name=_("initiative"),
+    )
+    measure = models.ForeignKey(
+        Measure,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="agenda_items",
+        verbose_name=_("measure"),
+    )
+    notes = models.TextField(_("notes"), blank=True)
+
+    class Meta:
+        ordering = ["meeting", "position", "pk"]
+        verbose_name = _("agenda item")
+        verbose_name_plural = _("agenda items")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Criterion(models.Model):
+    """A criterion a forum scores initiatives on (impact, evidence, effort, reach, alignment…)."""
+
+    forum = models.ForeignKey(
+        Forum, on_delete=models.CASCADE, related_name="criteria", verbose_name=_("forum")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    weight = models.DecimalField(_("weight"), max_digits=5, decimal_places=2, default=1)
+    # Effort is scored so that more effort counts against an initiative.
+    higher_is_better = models.BooleanField(_("higher is better"), default=True)
+    position = models.PositiveIntegerField(_("position"), default=0)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["forum", "position", "pk"]
+        verbose_name = _("criterion")
+        verbose_name_plural = _("criteria")
+        constraints = [
+            models.UniqueConstraint(fields=["forum", "name"], name="criterion_unique_forum_name"),
+            models.CheckConstraint(
+                condition=Q(weight__gte=0), name="criterion_weight_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Score(models.Model):
+    """One member's score of one initiative on one of their forum's criteria (1–5)."""
+
+    initiative = models.ForeignKey(
+        Initiative, on_delete=models.CASCADE, related_name="scores", verbose_name=_("initiative")
+    )
+    criterion = models.ForeignKey(
+        Criterion, on_delete=models.CASCADE, related_name="scores", verbose_name=_("criterion")
+    )
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="initiative_scores",
+        verbose_name=_("member"),
+    )
+    value = models.PositiveSmallIntegerField(_("score"))
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("score")
+        verbose_name_plural = _("scores")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["initiative", "criterion", "member"], name="score_one_per_member"
+            ),
+            models.CheckConstraint(
+                condition=Q(value__gte=1) & Q(value__lte=5), name="score_value_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.initiative} · {self.criterion} · {self.value}"
+
+
+class VotingRound(models.Model):
+    """A division board's vote on scaling an initiative up: deadline, quorum, and the result.
+
+    Opened by the board's chair; closes at its deadline (a beat task) or when every member
+    has voted. The counts are written once, when it closes, from the votes' rows.
+    """
+
+    initiative = models.ForeignKey(
+        Initiative,
+        on_delete=models.PROTECT,
+        related_name="voting_rounds",
+        verbose_name=_("initiative"),
+    )
+    forum = models.ForeignKey(
+        Forum, on_delete=models.PROTECT, related_name="voting_rounds", verbose_name=_("board")
+    )
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="voting_rounds_opened",
+        verbose_name=_("opened by"),
+    )
+    opened_at = models.DateTimeField(_("opened"), default=timezone.now)
+    deadline = models.DateTimeField(_("deadline"))
+    quorum = models.PositiveIntegerField(
+        _("quorum"), help_text=_("How many members must vote (abstaining counts) for a result.")
+    )
+    status = models.CharField(
+        _("status"), max_length=8, choices=RoundStatus.choices, default=RoundStatus.OPEN
+    )
+    # Who could vote when it opened: the board's members then.
+    eligible = models.PositiveIntegerField(_("eligible members"), default=0)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    # Empty when it closed by itself (deadline reached, or everyone had voted).
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="voting_rounds_closed",
+        verbose_name=_("closed by"),
+    )
+    approve_count = models.PositiveIntegerField(_("approve"), default=0)
+    reject_count = models.PositiveIntegerField(_("reject"), default=0)
+    abstain_count = models.PositiveIntegerField(_("abstain"), default=0)
+    quorum_met = models.BooleanField(_("quorum met"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=RoundOutcome.choices, blank=True
+    )
+    decision = models.OneToOneField(
+        Activity,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="voting_round",
+        verbose_name=_("decision"),
+    )
+    # Set when the "about to close" reminder has gone out, so it goes out once.
+    reminded_at = models.DateTimeField(_("reminded"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        verbose_name = _("voting round")
+        verbose_name_plural = _("voting rounds")
+        indexes = [models.Index(fields=["status", "deadline"], name="round_status_deadline")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["initiative"],
+                condition=Q(status=RoundStatus.OPEN),
+                name="round_one_open_per_initiative",
+            ),
+            models.CheckConstraint(condition=Q(quorum__gte=1), name="round_quorum_positive"),
+            models.CheckConstraint(
+                condition=Q(status=RoundStatus.OPEN, closed_at__isnull=True)
+                | Q(status=RoundStatus.CLOSED, closed_at__isnull=False),
+                name="round_closed_iff_closed_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.initiative} · {self.opened_at:%Y-%m-%d}"
+
+
+class Vote(models.Model):
+    """A board member's vote in a round; they may change it until the round closes."""
+
+    round = models.ForeignKey(
+        VotingRound, on_delete=models.CASCADE, related_name="votes", verbose_name=_("round")
+    )
+    voter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="votes",
+        verbose_name=_("voter"),
+    )
+    choice = models.CharField(_("vote"), max_length=8, choices=VoteChoice.choices)
+    comment = models.TextField(_("comment"), blank=True)
+    interest_declared = models.BooleanField(
+        _("interest declared"),
+        default=False,
+        help_text=_("The voter says they have an interest (e.g. it comes from their department)."),
+    )
+    # Set by us: the voter belongs to the department the initiative comes from.
+    interest_flagged = models.BooleanField(_("interest flagged"), default=False)
+    cast_at = models.DateTimeField(_("cast"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("changed"), auto_now=True)
+
+    class Meta:
+        ordering = ["round", "cast_at", "pk"]
+        verbose_name = _("vote")
+        verbose_name_plural = _("votes")
+        constraints = [
+            models.UniqueConstraint(fields=["round", "voter"], name="vote_one_per_member_per_round")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.round} · {self.voter} · {self.choice}"
+
+
+class ScaleUpPlan(models.Model):
+    """How an approved initiative is to spread: scope, target units, deadline."""
+
+    initiative = models.OneToOneField(
+        Initiative,
+        on_delete=models.CASCADE,
+        related_name="scale_up_plan",
+        verbose_name=_("initiative"),
+    )
+    scope = models.TextField(_("scope"))
+    deadline = models.DateField(_("deadline"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="scale_up_plans",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("scale-up plan")
+        verbose_name_plural = _("scale-up plans")
+
+    def __str__(self) -> str:
+        return f"{self.initiative} · {self.deadline}"
+
+
+class Adoption(models.Model):
+    """One unit's adoption of a spreading initiative, and how the unit adapted it."""
+
+    initiative = models.ForeignKey(
+        Initiative, on_delete=models.CASCADE, related_name="adoptions", verbose_name=_("initiative")
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="adoptions", verbose_name=_("unit")
+    )
+    state = models.CharField(
+        _("state"), max_length=8, choices=AdoptionState.choices, default=AdoptionState.PLANNED
+    )
+    # Translation, not copying (DESIGN.md §1): what the unit changed to make it fit.
+    adaptation = models.TextField(_("how the unit adapted it"), blank=True)
+    due_date = models.DateField(_("due"), null=True, blank=True)
+    adopted_on = models.DateField(_("adopted on"), null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="adoptions_updated",
+        verbose_name=_("updated by"),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["initiative", "unit"]
+        verbose_name = _("adoption")
+        verbose_name_plural = _("adoptions")
+        constraints = [
+            models.UniqueConstraint(fields=["initiative", "unit"], name="adoption_unique_unit"),
+            models.CheckConstraint(
+                condition=~Q(state=AdoptionState.ADOPTED) | Q(adopted_on__isnull=False),
+                name="adoption_adopted_has_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.initiative} · {self.unit} · {self.state}"
+
+
+class Notification(models.Model):
+    """An in-app notice to one person; e-mailed at once or in the day's digest per forum."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("recipient"),
+    )
+    kind = models.CharField(_("kind"), max_length=24, choices=NotificationKind.choices)
+    # The forum whose business it is (the digest is per forum).
+    forum = models.ForeignKey(
+        Forum,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("forum"),
+    )
+    initiative = models.ForeignKey(
+        Initiative,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("initiative"),
+    )
+    # Rendered in the reader's language when shown: a message id and its parameters.
+    params = models.JSONField(_("details"), default=dict, blank=True)
+    url = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+    emailed_at = models.DateTimeField(_("e-mailed"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [
+            models.Index(fields=["recipient", "read_at"], name="notification_unread"),
+            models.Index(fields=["emailed_at", "created_at"], name="notification_unsent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} · {self.kind}"

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from forums.enums import ForumKind
-from forums.models import Forum
+from forums.models import Forum, Meeting
 from measures.enums import Scope
 from measures.models import Measure
 from units.models import Unit
@@ -210,7 +210,7 @@ def initiative_transition(
     transition: str,
     comment: str = "",
     target_forum: Forum | None = None,
-    meeting_reference: str = "",
+    meeting: Meeting | None = None,
 ) -> Activity:
     """Take the step ``transition`` of the workflow table; returns the activity written.
 
@@ -249,6 +249,12 @@ def initiative_transition(
         raise _refuse(
             _("“%(step)s” is a decision: say why.") % _names(step), "comment_required", "comment"
         )
+    if meeting is not None and meeting.forum_id != forum.pk:
+        raise _refuse(
+            _("The decision must be taken in a meeting of %(forum)s.") % {"forum": forum},
+            "bad_meeting",
+            "meeting",
+        )
     to_forum, department_id = _destination(step, initiative, target_forum)
 
     with transaction.atomic():
@@ -284,7 +290,7 @@ def initiative_transition(
             from_forum=forum,
             to_forum=to_forum,
             comment=comment,
-            meeting_reference=meeting_reference.strip(),
+            meeting=meeting,
         )
     initiative.state = step.target
     initiative.forum = to_forum
@@ -301,7 +307,7 @@ def initiative_move(
     to_state: str,
     comment: str = "",
     target_forum: Forum | None = None,
-    meeting_reference: str = "",
+    meeting: Meeting | None = None,
 ) -> Activity:
     """Move the initiative to ``to_state`` by the one step of the table that leads there.
 
@@ -324,7 +330,7 @@ def initiative_move(
         transition=step.name,
         comment=comment,
         target_forum=target_forum,
-        meeting_reference=meeting_reference,
+        meeting=meeting,
     )
 
 

@@ -302,6 +302,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_THROTTLE_RATES": {"imports": "120/hour"},
+    # The services' refusals (Django ValidationErrors with codes) become 400/403/404/409.
+    "EXCEPTION_HANDLER": "lhs.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Learning Health System API",

@@ -40,6 +40,7 @@ router.register("series", SeriesViewSet, basename="series")
 urlpatterns = [
     path("", dashboard_views.home, name="home"),
     path("measures/", include("measures.urls")),
+    path("", include("initiatives.urls")),
     path("", include("dashboards.urls")),
     path(
         "accounts/login/",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from django.core.exceptions import ValidationError
 
+from forums.models import Meeting
 from initiatives.enums import Effort, InitiativeKind, OriginKind, State
 from initiatives.models import Activity
 from initiatives.services import (
@@ -129,19 +130,42 @@ def test_refusals_say_who_may(wf):
 
 def test_the_meeting_and_comment_are_kept(wf):
     idea = log(wf, "unit")
+    meeting = Meeting.objects.create(
+        forum=wf.forums["unit"],
+        starts_at=datetime(2024, 3, 4, 13, tzinfo=UTC),
+        created_by=wf.people["chair"],
+    )
     activity = initiative_transition(
         initiative=idea,
         user=wf.people["chair"],
         transition="escalate",
         comment="  Agreed by all.  ",
-        meeting_reference="Unit forum 2024-03-04",
+        meeting=meeting,
     )
     activity.refresh_from_db()
-    assert (activity.comment, activity.meeting_reference) == (
-        "Agreed by all.",
-        "Unit forum 2024-03-04",
-    )
+    assert (activity.comment, activity.meeting) == ("Agreed by all.", meeting)
+    assert list(meeting.decisions.all()) == [activity]
     assert (activity.from_forum, activity.to_forum) == (wf.forums["unit"], wf.forums["dept"])
+
+
+def test_a_decision_cannot_name_another_forums_meeting(wf):
+    idea = log(wf, "unit")
+    elsewhere = Meeting.objects.create(
+        forum=wf.forums["dept"],
+        starts_at=datetime(2024, 3, 4, 13, tzinfo=UTC),
+        created_by=wf.people["chair"],
+    )
+    with pytest.raises(ValidationError) as error:
+        initiative_transition(
+            initiative=idea,
+            user=wf.people["chair"],
+            transition="escalate",
+            comment="Agreed.",
+            meeting=elsewhere,
+        )
+    assert error.value.error_dict["meeting"][0].code == "bad_meeting"
+    idea.refresh_from_db()
+    assert idea.state == "logged" and idea.activities.count() == 1
 
 
 def test_pdsa_cycles(wf):
