@@ -211,11 +211,13 @@ def initiative_transition(
     comment: str = "",
     target_forum: Forum | None = None,
     meeting: Meeting | None = None,
+    via: str = "",
 ) -> Activity:
     """Take the step ``transition`` of the workflow table; returns the activity written.
 
     Checks, in order: the step exists, the table has it from the current state and kind of
-    forum, the user holds a role it names (or is an admin), a comment where it needs one,
+    forum, the user holds a role it names (or is an admin), the caller is the service the
+    step goes through (``via``, e.g. the voting round's), a comment where it needs one,
     a forum to move to. Then a conditional UPDATE on the state and version the caller read:
     of two people taking a step at once exactly one updates the row, the other is told the
     initiative has moved. The activity is written in the same transaction.
@@ -243,6 +245,12 @@ def initiative_transition(
         who = "; ".join(actor.label() for actor in step.actors)
         raise _refuse(
             _("“%(step)s” is for: %(who)s.") % {**_names(step), "who": who}, "not_permitted"
+        )
+    if step.via != via:
+        raise _refuse(
+            _("“%(step)s” needs its own form (%(via)s), not a plain step.")
+            % {**_names(step), "via": step.via or "—"},
+            "needs_form",
         )
     comment = comment.strip()
     if step.needs_comment and not comment:

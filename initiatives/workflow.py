@@ -107,7 +107,10 @@ class Transition:
     ``actors``: who may take it (any one of them). ``needs_comment``: the step records a
     decision and must say why. ``move``: where the initiative goes; a step that moves to a
     forum the actor chooses (:attr:`Move.UNIT_FORUM`), or to one of several candidates, needs
-    the target forum named.
+    the target forum named. ``via``: the step needs more than a comment (a voting round, a
+    scale-up plan …) and is taken only by the service that records it, which names itself
+    in ``initiative_transition(via=…)``; the pages show that service's form instead of the
+    plain one, and a plain call (a button, the API's transitions) is refused.
     """
 
     name: str
@@ -118,6 +121,7 @@ class Transition:
     actors: tuple[Actor, ...]
     needs_comment: bool = False
     move: Move = Move.STAY
+    via: str = ""
 
     def permits(self, standing: Standing, *, is_admin: bool = False) -> bool:
         return is_admin or any(actor.held_by(standing) for actor in self.actors)
@@ -389,6 +393,7 @@ def describe(transitions: Iterable[Transition] = TRANSITIONS) -> list[dict[str, 
             "actors": [actor.label() for actor in t.actors],
             "needs_comment": t.needs_comment,
             "move": str(t.move),
+            "via": t.via,
         }
         for t in transitions
     ]

@@ -28,6 +28,7 @@ def replay(wf, initiative: Initiative, path) -> Initiative:
             initiative=initiative,
             user=wf.people["admin"],
             transition=name,
+            via=step.via,
             comment="As decided.",
             target_forum=target,
         )

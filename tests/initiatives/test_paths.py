@@ -17,6 +17,7 @@ from .helpers import codes_of
 
 
 def step(wf, initiative, person, name, comment="", **kw):
+    kw.setdefault("via", workflow.BY_NAME[name].via)
     return initiative_transition(
         initiative=initiative, user=wf.people[person], transition=name, comment=comment, **kw
     )

@@ -196,3 +196,28 @@ def test_pdsa_cycles(wf):
     assert _codes(
         lambda: pdsa_cycle_create(**{**kw, "plan": " "}, unit=wf.a1, start_date=date(2024, 3, 4))
     ) == {"blank"}
+
+
+def test_a_step_with_its_own_form_is_refused_as_a_plain_step(wf, monkeypatch):
+    """A step that goes through another service (``via``) cannot be taken by a button or the
+    API's transitions, and the service that records it can."""
+    import dataclasses
+
+    from initiatives import workflow
+
+    step = dataclasses.replace(workflow.BY_NAME["start_testing"], via="special")
+    monkeypatch.setitem(workflow.BY_NAME, "start_testing", step)
+    idea = log(wf, "unit")
+    with pytest.raises(ValidationError) as error:
+        initiative_transition(initiative=idea, user=wf.people["chair"], transition="start_testing")
+    assert codes_of(error.value) == {"needs_form"}
+    # Someone without the role hears that first (403 in the API, not 400).
+    with pytest.raises(ValidationError) as error:
+        initiative_transition(
+            initiative=idea, user=wf.people["clinician"], transition="start_testing"
+        )
+    assert codes_of(error.value) == {"not_permitted"}
+    initiative_transition(
+        initiative=idea, user=wf.people["chair"], transition="start_testing", via="special"
+    )
+    assert idea.state == State.LOCAL_TESTING

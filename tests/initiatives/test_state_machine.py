@@ -90,6 +90,7 @@ def _machine(wf, reached: set):
                     initiative=initiative,
                     user=wf.people[person],
                     transition=name,
+                    via=BY_NAME[name].via,
                     comment=comment,
                     target_forum=wf.forums[target] if target else None,
                 )

@@ -91,6 +91,7 @@ def _each_step_for_each_person(wf, initiative, ctx, before):
                     initiative=i,
                     user=wf.people[person],
                     transition=step.name,
+                    via=step.via,
                     comment="Because.",
                     target_forum=wf.forums[target] if target else None,
                 )
@@ -138,6 +139,7 @@ def _decisions_need_a_comment(wf, initiative, ctx):
                     initiative=copy.copy(initiative),
                     user=wf.people["admin"],
                     transition=step.name,
+                    via=step.via,
                     comment=comment,
                     target_forum=target,
                 )
@@ -157,6 +159,7 @@ def _only_the_tables_destinations(wf, initiative, ctx, before):
                     initiative=i,
                     user=wf.people["admin"],
                     transition=step.name,
+                    via=step.via,
                     comment="Because.",
                     target_forum=wf.forums[key],
                 )
