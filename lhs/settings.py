@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "measures",
     "initiatives",
     "dashboards",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -18,7 +18,7 @@ from django.test import override_settings
 from django.utils import translation
 from playwright.sync_api import expect
 
-from dashboards.demo import DIVISION_CODE, PASSWORD, demo_load
+from demo.division import DIVISION_CODE, PASSWORD, demo_load
 from lhs.collation import name_key
 from units.models import Division
 

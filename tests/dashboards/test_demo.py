@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db.models import Avg, Count, Max, Min, Sum
 from django.test import RequestFactory
 
-from dashboards.demo import (
+from demo.division import (
     DIVISION_CODE,
     INTERVENTIONS,
     MEASURES,

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from dashboards.demo import demo_load
+from demo.division import demo_load
 from measures.enums import ImportStatus
 from measures.services import import_batch_create, import_batch_process
 

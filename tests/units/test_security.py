@@ -153,7 +153,7 @@ def test_the_lockout_expires_after_the_cool_off(client, org, settings):
 
 
 def test_the_demo_password_still_logs_in(client, db):
-    from dashboards.demo import PASSWORD as DEMO_PASSWORD
+    from demo.division import PASSWORD as DEMO_PASSWORD
 
     assert DEMO_PASSWORD == "demo-psykiatri"
     get_user_model().objects.create_user("demo-person", password=DEMO_PASSWORD)

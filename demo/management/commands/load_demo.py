@@ -2,7 +2,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboards.demo import WEEKS, DemoError, DemoSummary, demo_load
+from demo.division import WEEKS, DemoError, DemoSummary, demo_load
 
 
 class Command(BaseCommand):
