@@ -260,6 +260,10 @@ EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "lhs@localhost")
 LHS_IMPORT_MAX_BYTES = int(os.environ.get("LHS_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
+# Files attached to initiatives (initiatives.attachments): the largest accepted, and how many
+# one initiative may hold.
+LHS_ATTACHMENT_MAX_BYTES = env_int("LHS_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+LHS_ATTACHMENTS_PER_INITIATIVE = env_int("LHS_ATTACHMENTS_PER_INITIATIVE", 50)
 
 # Security: safe when DEBUG is off; HTTPS settings follow the deployment.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
