@@ -206,7 +206,7 @@ def _names(step: Transition, state: str | None = None) -> dict[str, str]:
 def initiative_transition(
     *,
     initiative: Initiative,
-    user: AbstractBaseUser,
+    user: AbstractBaseUser | None,
     transition: str,
     comment: str = "",
     target_forum: Forum | None = None,
@@ -221,7 +221,8 @@ def initiative_transition(
     a forum to move to. Then a conditional UPDATE on the state and version the caller read:
     of two people taking a step at once exactly one updates the row, the other is told the
     initiative has moved. The activity is written in the same transaction.
-    ``initiative`` is updated in place.
+    ``initiative`` is updated in place. ``user`` None is the system (a voting round closing
+    by itself): it may take only the steps whose actors name ``Relation.SYSTEM``.
     """
     step = workflow.BY_NAME.get(transition)
     if step is None:

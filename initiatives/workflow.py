@@ -15,10 +15,15 @@ Paths the table allows (see the tests for each end to end):
   prioritised / voted on, or handed down to a unit forum to test;
 - and out: rejected, returned for more work (to the forum that sent it), withdrawn.
 
+Voting leads only through a voting round (``initiatives.voting``): the round's outcome takes
+the initiative to approved, rejected, or back to referred-to-the-board when it was tied or
+short of quorum; no plain step leaves it, so an open round is never left behind.
+
 Who may take a step is a role (chair, secretary, member) in a forum *relative to the
 initiative*: the forum it sits in, the coordinating group of its department, the division
-board; or the person who logged it. Active superusers (admins) may take any step the table
-has from the current state and forum, and no other.
+board; or the person who logged it; or, for the steps a voting round takes when it closes
+by itself, the system (no person, ``Relation.SYSTEM``). Active superusers (admins) may take
+any step the table has from the current state and forum, and no other.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class Relation(StrEnum):
     DEPARTMENT = "department"  # the coordinating group of the initiative's department
     BOARD = "board"  # the division board of the initiative's division
     CREATOR = "creator"  # not a forum: the person who logged it
+    # Not a person: a service acting on its own (a voting round closing at its deadline or
+    # when everyone has voted). Only steps with a ``via`` name it, so only that service can.
+    SYSTEM = "system"
 
 
 class Move(StrEnum):
@@ -80,13 +88,15 @@ class Actor:
     roles: frozenset[str] = frozenset()
 
     def held_by(self, standing: Standing) -> bool:
-        if self.relation == Relation.CREATOR:
-            return (Relation.CREATOR, "") in standing
+        if self.relation in (Relation.CREATOR, Relation.SYSTEM):
+            return (self.relation, "") in standing
         return any((self.relation, role) in standing for role in self.roles)
 
     def label(self) -> str:
         if self.relation == Relation.CREATOR:
             return str(_("the person who logged it"))
+        if self.relation == Relation.SYSTEM:
+            return str(_("the system, when the voting round closes by itself"))
         roles = ", ".join(str(MembershipRole(role).label).lower() for role in sorted(self.roles))
         where = {
             Relation.CURRENT: _("%(roles)s of the forum it sits in"),
@@ -97,6 +107,9 @@ class Actor:
 
 
 CURRENT_DECIDERS = Actor(Relation.CURRENT, DECIDERS)
+#: The steps a closing voting round takes: by the board's chair closing it early, or by the
+#: system (no person) when it closes at its deadline or once every member has voted.
+ROUND_CLOSERS = (Actor(Relation.CURRENT, CHAIR), Actor(Relation.SYSTEM))
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         sources=frozenset({S.LOGGED, S.REFERRED_TO_BOARD}),
         target=S.VOTING,
         at=BOARD,
-        actors=(Actor(Relation.CURRENT, CHAIR),),  # later: a voting round (deadline, quorum)
+        actors=(Actor(Relation.CURRENT, CHAIR),),
+        via="voting",  # a voting round (deadline, quorum): initiatives.voting
     ),
     Transition(
         name="approve_scale_up",
@@ -206,8 +220,29 @@ TRANSITIONS: tuple[Transition, ...] = (
         sources=frozenset({S.VOTING}),
         target=S.APPROVED_FOR_SCALE_UP,
         at=BOARD,
-        actors=(CURRENT_DECIDERS,),  # later: taken from the closed round's outcome
+        actors=ROUND_CLOSERS,
         needs_comment=True,
+        via="voting",  # the closed round's outcome
+    ),
+    Transition(
+        name="reject_scale_up",
+        label=_("Reject scale-up (the vote)"),
+        sources=frozenset({S.VOTING}),
+        target=S.REJECTED,
+        at=BOARD,
+        actors=ROUND_CLOSERS,
+        needs_comment=True,
+        via="voting",
+    ),
+    Transition(
+        name="voting_inconclusive",
+        label=_("Back to the board: the vote was tied or short of quorum"),
+        sources=frozenset({S.VOTING}),
+        target=S.REFERRED_TO_BOARD,
+        at=BOARD,
+        actors=ROUND_CLOSERS,
+        needs_comment=True,
+        via="voting",
     ),
     Transition(
         name="start_scale_up",
@@ -244,7 +279,6 @@ TRANSITIONS: tuple[Transition, ...] = (
                 S.ESCALATED_TO_DEPARTMENT,
                 S.PRIORITISED,
                 S.REFERRED_TO_BOARD,
-                S.VOTING,
                 S.RETURNED_FOR_MORE_WORK,
             }
         ),
@@ -264,7 +298,6 @@ TRANSITIONS: tuple[Transition, ...] = (
                 S.ESCALATED_TO_DEPARTMENT,
                 S.PRIORITISED,
                 S.REFERRED_TO_BOARD,
-                S.VOTING,
                 S.RETURNED_FOR_MORE_WORK,
             }
         ),
@@ -327,13 +360,18 @@ def find(state: str, forum_kind: str, target: str) -> Transition | None:
 
 
 def is_admin(user) -> bool:
-    return bool(user.is_authenticated and user.is_active and user.is_superuser)
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_superuser)
 
 
 def standing_of(user, initiative: Initiative) -> Standing:
-    """The roles ``user`` holds relative to ``initiative`` (one query)."""
+    """The roles ``user`` holds relative to ``initiative`` (one query).
+
+    ``None`` is the system (no person): it holds :attr:`Relation.SYSTEM` and nothing else.
+    """
     from forums.models import Membership
 
+    if user is None:
+        return frozenset({(Relation.SYSTEM, "")})
     if not user.is_authenticated or not user.is_active:
         return frozenset()
     held: set[tuple[Relation, str]] = set()

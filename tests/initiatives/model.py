@@ -59,15 +59,27 @@ def applies(step: Transition, ctx: Context) -> bool:
 
 
 def outcome(
-    step: Transition, person: str, ctx: Context, *, comment: str, target: str | None
+    step: Transition,
+    person: str,
+    ctx: Context,
+    *,
+    comment: str,
+    target: str | None,
+    via: str | None = None,
 ) -> tuple[str, str]:
-    """("ok", destination forum key) or ("refused", the error code), in the service's order."""
+    """("ok", destination forum key) or ("refused", the error code), in the service's order.
+
+    ``via``: the service the caller says it is; None: the one the step names (a plain caller,
+    a button or the API's transitions, says "").
+    """
     if ctx.state not in step.sources:
         return "refused", "not_from_state"
     if KIND[ctx.forum] not in step.at:
         return "refused", "not_here"
     if not expected_permitted(step, person, ctx):
         return "refused", "not_permitted"
+    if via is not None and via != step.via:
+        return "refused", "needs_form"
     if step.needs_comment and not comment.strip():
         return "refused", "comment_required"
     found = candidates(step, ctx)

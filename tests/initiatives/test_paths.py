@@ -97,9 +97,11 @@ def test_escalation_to_the_board_and_scale_up(wf):
     assert refused(wf, idea, "board", "open_vote") == {"not_permitted"}  # a member
     assert refused(wf, idea, "board_secretary", "open_vote") == {"not_permitted"}
     step(wf, idea, "board_chair", "open_vote")
-    # Sitting on the board as a member does not make the department chair a decider there.
+    # The round's outcome moves it (initiatives.voting); its closer is the chair or the system.
     assert refused(wf, idea, "dept_chair_on_board", "approve_scale_up") == {"not_permitted"}
-    step(wf, idea, "board_secretary", "approve_scale_up", "Approved 7–1.")
+    assert refused(wf, idea, "board_secretary", "approve_scale_up") == {"not_permitted"}
+    assert refused(wf, idea, "board_chair", "approve_scale_up", via="") == {"needs_form"}
+    step(wf, idea, "board_chair", "approve_scale_up", "Approved 7–1.")
     step(wf, idea, "board_chair", "start_scale_up")
     step(wf, idea, "board_chair", "complete_spread", "All 60 units.")
     assert idea.state == State.SPREAD_COMPLETE
@@ -189,6 +191,10 @@ def test_rejection_and_return(wf):
     step(wf, idea, "dept_chair", "prioritise")
     step(wf, idea, "dept_chair", "refer_to_board", "For everyone.")
     step(wf, idea, "board_chair", "open_vote")
+    # No plain step leaves a vote: the round closes (here short of quorum) and it is back.
+    assert refused(wf, idea, "board_chair", "return_for_more_work") == {"not_from_state"}
+    step(wf, idea, "board_chair", "voting_inconclusive", "No quorum.")
+    assert idea.state == State.REFERRED_TO_BOARD
     # The board returns it to the department that referred it, not to the unit.
     step(wf, idea, "board_chair", "return_for_more_work", "Cost it.")
     assert idea.forum == wf.forums["dept"]
@@ -209,7 +215,7 @@ def test_rejection_and_return(wf):
             start_date=date(2024, 1, 1),
         )
     assert codes_of(closed.value) == {"not_permitted"}
-    assert len(timeline(idea)) == 12
+    assert len(timeline(idea)) == 13
 
 
 def test_the_person_who_logged_it_may_withdraw_it_wherever_it_is(wf):
