@@ -17,13 +17,14 @@ import rules
 from django.db.models import Q, QuerySet
 
 from forums.enums import ForumKind, MembershipRole
-from forums.models import Membership
+from forums.models import Forum, Membership
+from forums.rules import forum_role
 from forums.rules import is_board_member as _sits_on_a_board
-from forums.rules import records_decisions_in
 from units.models import Unit
 
 from . import workflow
 from .workflow import Relation
+from .models import Initiative
 
 
 def _active(user) -> bool:
@@ -75,10 +76,51 @@ def can_take(user, initiative, name: str) -> bool:
 
 @rules.predicate
 def can_log_in_forum(user, forum) -> bool:
-    """Chairs and secretaries log initiatives in a unit forum, department group or board."""
+    """Chairs and secretaries log initiatives in a unit forum, department group or board;
+    every member too where the forum allows it (``Forum.members_may_log``)."""
     if forum.kind not in workflow.LOG_AT or not _active(user):
         return False
-    return workflow.is_admin(user) or records_decisions_in(user, forum)
+    if workflow.is_admin(user):
+        return True
+    role = forum_role(user, forum)
+    return role in workflow.LOG_ROLES or (role is not None and forum.members_may_log)
+
+
+def loggable_forums(user) -> QuerySet[Forum]:
+    """The forums ``user`` may log initiatives in (the log form's chooser), one query."""
+    if not _active(user):
+        return Forum.objects.none()
+    forums = Forum.objects.filter(kind__in=workflow.LOG_AT)
+    if workflow.is_admin(user):
+        return forums
+    mine = Membership.objects.filter(user=user)
+    return forums.filter(
+        Q(pk__in=mine.filter(role__in=workflow.LOG_ROLES).values("forum_id"))
+        | Q(members_may_log=True, pk__in=mine.values("forum_id"))
+    )
+
+
+def visible_initiatives(user) -> QuerySet[Initiative]:
+    """The initiatives ``user`` may see: the division works openly, so every active member of
+    staff sees every initiative (``initiatives.view_initiative``); nobody else sees any.
+
+    Views and the API fetch initiatives only through this, so what one may not see is a 404.
+    """
+    if not _active(user):
+        return Initiative.objects.none()
+    return Initiative.objects.all()
+
+
+@rules.predicate
+def can_edit_initiative(user, initiative) -> bool:
+    """The current forum's chair or secretary, or the person who logged it, while it is open
+    (some step of the table still leaves its state)."""
+    if not _active(user) or initiative.state in workflow.TERMINAL:
+        return False
+    if workflow.is_admin(user) or initiative.created_by_id == user.pk:
+        return True
+    standing = workflow.standing_of(user, initiative)
+    return any((Relation.CURRENT, role) in standing for role in workflow.DECIDERS)
 
 
 def pdsa_units(user) -> QuerySet[Unit]:
@@ -115,3 +157,4 @@ rules.add_perm("initiatives.view_initiative", is_active_user)
 rules.add_perm("initiatives.log_initiative", can_log_in_forum)
 rules.add_perm("initiatives.transition", can_take_transition)
 rules.add_perm("initiatives.add_pdsacycle", can_add_pdsa_cycle)
+rules.add_perm("initiatives.change_initiative", can_edit_initiative)

@@ -15,9 +15,15 @@ from django.db.models import CharField, F, Q, QuerySet, Value
 from django.db.models.functions import TruncDate
 from django.utils.translation import gettext
 
+from forums.enums import ForumKind
+from forums.models import Forum
+from measures.enums import Scope
+from measures.models import Measure
+from units.models import Unit
+
 from .enums import State
 from .models import Activity, Initiative, PDSACycle
-from .workflow import BY_NAME, Move
+from .workflow import BY_NAME, Move, Transition
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,34 @@ def initiative_timeline(initiative: Initiative) -> QuerySet[Activity]:
     return initiative.activities.select_related("actor", "from_forum", "to_forum").order_by("pk")
 
 
+def move_candidates(step: Transition, initiative: Initiative) -> list[Forum]:
+    """The forums a step may take the initiative to (the service picks from these; the step
+    form offers them where the actor must choose). Empty for a step that stays.
+    """
+    here = initiative.forum
+    if step.move == Move.DEPARTMENT:
+        if not initiative.department_id:
+            return []
+        found = Forum.objects.filter(
+            kind=ForumKind.DEPARTMENT_GROUP, department_id=initiative.department_id
+        )
+    elif step.move == Move.BOARD:
+        found = Forum.objects.filter(kind=ForumKind.DIVISION_BOARD, division_id=here.division_id)
+    elif step.move == Move.UNIT_FORUM:
+        found = Forum.objects.filter(kind=ForumKind.UNIT_FORUM, division_id=here.division_id)
+        if here.kind == ForumKind.DEPARTMENT_GROUP:
+            # A department hands down to its own units only.
+            found = found.filter(units__department_id=here.department_id).distinct()
+    elif step.move == Move.PREVIOUS:
+        previous = sending_forum_id(initiative)
+        if not previous:
+            return []
+        found = Forum.objects.filter(pk=previous)
+    else:
+        return []
+    return list(found)
+
+
 def sending_forum_id(initiative: Initiative) -> int | None:
     """The forum that sent the initiative to the one it sits in (where a return goes).
 
@@ -117,3 +151,123 @@ def sending_forum_id(initiative: Initiative) -> int | None:
         else:
             stack.append(from_forum)
     return stack[-1] if stack else None
+
+
+# Measures an initiative or a cycle may link -----------------------------------------------
+
+
+def measures_applying_to_unit(unit: Unit) -> QuerySet[Measure]:
+    """Measures recorded in the unit: the division's, its department's and its own."""
+    return Measure.objects.filter(
+        Q(scope=Scope.DIVISION)
+        | Q(scope=Scope.DEPARTMENT, department_id=unit.department_id)
+        | Q(scope=Scope.UNIT, unit_id=unit.pk)
+    )
+
+
+def measures_applying_to_forum(forum: Forum) -> QuerySet[Measure]:
+    """Measures an initiative logged in ``forum`` may link: those recorded somewhere in its
+    reach (a unit forum's units, a department group's department, the board's division)."""
+    if forum.kind == ForumKind.UNIT_FORUM:
+        units = Unit.objects.filter(forums=forum)
+        return Measure.objects.filter(
+            Q(scope=Scope.DIVISION)
+            | Q(scope=Scope.DEPARTMENT, department_id__in=units.values("department_id"))
+            | Q(scope=Scope.UNIT, unit_id__in=units.values("pk"))
+        )
+    if forum.kind == ForumKind.DEPARTMENT_GROUP:
+        return Measure.objects.filter(
+            Q(scope=Scope.DIVISION)
+            | Q(scope=Scope.DEPARTMENT, department_id=forum.department_id)
+            | Q(scope=Scope.UNIT, unit__department_id=forum.department_id)
+        )
+    return Measure.objects.filter(
+        Q(scope=Scope.DIVISION)
+        | Q(scope=Scope.DEPARTMENT, department__division_id=forum.division_id)
+        | Q(scope=Scope.UNIT, unit__department__division_id=forum.division_id)
+    )
+
+
+def origin_units_of_forum(forum: Forum) -> QuerySet[Unit]:
+    """Units an initiative logged in ``forum`` may come from: a unit forum's units, a
+    department group's department's, the board's division's."""
+    units = Unit.objects.select_related("department")
+    if forum.kind == ForumKind.UNIT_FORUM:
+        return units.filter(forums=forum)
+    if forum.kind == ForumKind.DEPARTMENT_GROUP:
+        return units.filter(department_id=forum.department_id)
+    return units.filter(department__division_id=forum.division_id)
+
+
+# Lists and pages ---------------------------------------------------------------------------
+
+#: Sort keys of the initiative list and the API (``-`` first: descending).
+INITIATIVE_ORDERINGS: dict[str, tuple[str, ...]] = {
+    "updated": ("updated_at", "pk"),
+    "created": ("created_at", "pk"),
+    "title": ("title", "pk"),
+    "state": ("state", "pk"),
+    "forum": ("forum__name", "pk"),
+    "kind": ("kind", "pk"),
+}
+
+
+def initiative_search(
+    initiatives: QuerySet[Initiative],
+    *,
+    user=None,
+    forum: Forum | None = None,
+    state: str = "",
+    kind: str = "",
+    origin: str = "",
+    department=None,
+    q: str = "",
+    mine: bool = False,
+    ordering: str = "-updated",
+) -> QuerySet[Initiative]:
+    """``initiatives`` filtered as the list page and the API's list are, with what a row shows.
+
+    ``mine``: logged by ``user`` or sitting in a forum ``user`` sits in. ``q`` looks in the
+    title, description and reference. ``ordering`` is a key of :data:`INITIATIVE_ORDERINGS`,
+    ``-`` first for descending.
+    """
+    found = initiatives.select_related("forum", "department", "origin_unit", "created_by")
+    if forum is not None:
+        found = found.filter(forum=forum)
+    if state:
+        found = found.filter(state=state)
+    if kind:
+        found = found.filter(kind=kind)
+    if origin:
+        found = found.filter(origin_kind=origin)
+    if department is not None:
+        found = found.filter(department=department)
+    for word in q.split():
+        found = found.filter(
+            Q(title__icontains=word)
+            | Q(description__icontains=word)
+            | Q(origin_reference__icontains=word)
+        )
+    if mine and user is not None:
+        found = found.filter(Q(created_by=user) | Q(forum__memberships__user=user)).distinct()
+    descending = ordering.startswith("-")
+    fields = INITIATIVE_ORDERINGS.get(ordering.lstrip("-"), INITIATIVE_ORDERINGS["updated"])
+    return found.order_by(*(f"-{f}" if descending else f for f in fields))
+
+
+def initiative_for_page(initiatives: QuerySet[Initiative], pk: int) -> Initiative:
+    """One initiative with what its page shows (raises ``DoesNotExist`` if not among them)."""
+    return (
+        initiatives.select_related(
+            "forum", "department", "origin_unit", "origin_unit__department", "created_by"
+        )
+        .prefetch_related("measures")
+        .get(pk=pk)
+    )
+
+
+def pdsa_cycles_of(initiative: Initiative) -> QuerySet[PDSACycle]:
+    """The initiative's PDSA cycles, by unit and start, with unit, measure and author."""
+    return initiative.pdsa_cycles.select_related(
+        "unit", "unit__department", "measure", "created_by"
+    ).order_by("unit__name", "start_date", "pk")

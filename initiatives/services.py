@@ -25,8 +25,8 @@ from units.models import Unit
 from . import workflow
 from .enums import OriginKind, State
 from .models import Activity, Initiative, PDSACycle
-from .rules import can_log_in_forum, can_run_pdsa_in
-from .selectors import sending_forum_id
+from .rules import can_edit_initiative, can_log_in_forum, can_run_pdsa_in
+from .selectors import measures_applying_to_forum, move_candidates
 from .workflow import Move, Transition
 
 
@@ -121,8 +121,8 @@ def initiative_create(
         created_by=user,
     )
     initiative.full_clean()
+    measures = _check_measures(forum, measures)
     initiative.save()
-    measures = list(measures)
     if measures:
         initiative.measures.set(measures)
     Activity.objects.create(
@@ -134,6 +134,95 @@ def initiative_create(
         from_forum=None,
         to_forum=forum,
     )
+    return initiative
+
+
+def _check_measures(forum: Forum, measures: Iterable[Measure]) -> list[Measure]:
+    """Linked measures are recorded somewhere in the forum's reach."""
+    measures = list(measures)
+    if not measures:
+        return measures
+    applying = set(
+        measures_applying_to_forum(forum)
+        .filter(pk__in=[m.pk for m in measures])
+        .values_list("pk", flat=True)
+    )
+    foreign = [m for m in measures if m.pk not in applying]
+    if foreign:
+        raise _refuse(
+            _("%(measures)s is not measured where %(forum)s works.")
+            % {"measures": ", ".join(str(m) for m in foreign), "forum": forum},
+            "bad_measure",
+            "measures",
+        )
+    return measures
+
+
+def _stale(initiative: Initiative) -> ValidationError:
+    now_state = Initiative.objects.filter(pk=initiative.pk).values_list("state", flat=True).first()
+    return _refuse(
+        _(
+            "Someone else moved this initiative meanwhile: it is now “%(state)s”. "
+            "Reload it and try again."
+        )
+        % {"state": str(State(now_state).label) if now_state else "—"},
+        "stale",
+    )
+
+
+def initiative_update(
+    *,
+    initiative: Initiative,
+    user: AbstractBaseUser,
+    title: str,
+    description: str = "",
+    expected_benefit: str = "",
+    effort: str = "",
+    measures: Iterable[Measure] | None = None,
+    version: int | None = None,
+) -> Initiative:
+    """Change what an open initiative says (not where it is: that is a step of the table).
+
+    For the current forum's chair or secretary and the person who logged it
+    (``initiatives.change_initiative``). ``version``: the one the editor read; if the
+    initiative has moved since, the edit is refused as stale (their view of it was old).
+    ``measures`` None keeps the linked measures. Not written to the activity log, which
+    records the workflow's steps (the dashboards read local adoptions off it).
+    """
+    if not can_edit_initiative(user, initiative):
+        if initiative.state in workflow.TERMINAL:
+            message = _("The initiative is finished: it can no longer be changed.")
+        else:
+            message = _(
+                "Only the chair or secretary of the forum it sits in, or the person who "
+                "logged it, may change it."
+            )
+        raise _refuse(message, "not_permitted")
+    if version is not None and version != initiative.version:
+        raise _stale(initiative)
+    initiative.title = title.strip()
+    initiative.description = description.strip()
+    initiative.expected_benefit = expected_benefit.strip()
+    initiative.effort = effort
+    initiative.full_clean()
+    with transaction.atomic():
+        if measures is not None:
+            measures = _check_measures(initiative.forum, measures)
+        # Only what it says is written: a step taken meanwhile stays taken (and then the
+        # version differs, so the edit is refused).
+        now = timezone.now()
+        changed = Initiative.objects.filter(pk=initiative.pk, version=initiative.version).update(
+            title=initiative.title,
+            description=initiative.description,
+            expected_benefit=initiative.expected_benefit,
+            effort=initiative.effort,
+            updated_at=now,
+        )
+        if changed != 1:
+            raise _stale(initiative)
+        if measures is not None:
+            initiative.measures.set(measures)
+    initiative.updated_at = now
     return initiative
 
 
@@ -166,31 +255,13 @@ def _destination(
                 "target_forum",
             )
         return here, initiative.department_id
-    if step.move == Move.DEPARTMENT:
-        candidates = list(
-            Forum.objects.filter(
-                kind=ForumKind.DEPARTMENT_GROUP, department_id=initiative.department_id
-            )
-            if initiative.department_id
-            else []
-        )
-        missing = _("Its department has no coordinating group to escalate to.")
-    elif step.move == Move.BOARD:
-        candidates = list(
-            Forum.objects.filter(kind=ForumKind.DIVISION_BOARD, division_id=here.division_id)
-        )
-        missing = _("The division has no board to refer to.")
-    elif step.move == Move.UNIT_FORUM:
-        found = Forum.objects.filter(kind=ForumKind.UNIT_FORUM, division_id=here.division_id)
-        if here.kind == ForumKind.DEPARTMENT_GROUP:
-            # A department hands down to its own units only.
-            found = found.filter(units__department_id=here.department_id).distinct()
-        candidates = list(found)
-        missing = _("There is no unit forum to hand it down to.")
-    else:  # Move.PREVIOUS
-        previous = sending_forum_id(initiative)
-        candidates = list(Forum.objects.filter(pk=previous)) if previous else []
-        missing = _("It was logged here: there is no forum to return it to.")
+    candidates = move_candidates(step, initiative)
+    missing = {
+        Move.DEPARTMENT: _("Its department has no coordinating group to escalate to."),
+        Move.BOARD: _("The division has no board to refer to."),
+        Move.UNIT_FORUM: _("There is no unit forum to hand it down to."),
+        Move.PREVIOUS: _("It was logged here: there is no forum to return it to."),
+    }[step.move]
     target = _pick(candidates, chosen, missing=missing)
     department_id = initiative.department_id or _forum_department_id(target)
     return target, department_id
@@ -212,6 +283,7 @@ def initiative_transition(
     target_forum: Forum | None = None,
     meeting: Meeting | None = None,
     via: str = "",
+    version: int | None = None,
 ) -> Activity:
     """Take the step ``transition`` of the workflow table; returns the activity written.
 
@@ -223,7 +295,11 @@ def initiative_transition(
     initiative has moved. The activity is written in the same transaction.
     ``initiative`` is updated in place. ``user`` None is the system (a voting round closing
     by itself): it may take only the steps whose actors name ``Relation.SYSTEM``.
+    ``version``: the one the caller's user read (a form, an API client); if the initiative
+    has moved since, refused as stale before anything else is judged.
     """
+    if version is not None and version != initiative.version:
+        raise _stale(initiative)
     step = workflow.BY_NAME.get(transition)
     if step is None:
         raise _refuse(
@@ -278,17 +354,7 @@ def initiative_transition(
             updated_at=now,
         )
         if moved != 1:
-            now_state = (
-                Initiative.objects.filter(pk=initiative.pk).values_list("state", flat=True).first()
-            )
-            raise _refuse(
-                _(
-                    "Someone else moved this initiative meanwhile: it is now “%(state)s”. "
-                    "Reload it and try again."
-                )
-                % {"state": str(State(now_state).label) if now_state else "—"},
-                "stale",
-            )
+            raise _stale(initiative)
         activity = Activity.objects.create(
             initiative=initiative,
             actor=user,
@@ -317,11 +383,14 @@ def initiative_move(
     comment: str = "",
     target_forum: Forum | None = None,
     meeting: Meeting | None = None,
+    version: int | None = None,
 ) -> Activity:
     """Move the initiative to ``to_state`` by the one step of the table that leads there.
 
     For callers that name the target state rather than the step (the API's transitions).
     """
+    if version is not None and version != initiative.version:
+        raise _stale(initiative)
     step = workflow.find(initiative.state, initiative.forum.kind, to_state)
     if step is None:
         try:
@@ -340,6 +409,7 @@ def initiative_move(
         comment=comment,
         target_forum=target_forum,
         meeting=meeting,
+        version=version,
     )
 
 
