@@ -23,8 +23,8 @@ from forums.rules import is_board_member as _sits_on_a_board
 from units.models import Unit
 
 from . import workflow
-from .workflow import Relation
 from .models import Initiative
+from .workflow import Relation
 
 
 def _active(user) -> bool:
