@@ -20,9 +20,11 @@ from forums.enums import ForumKind, MembershipRole
 from forums.models import Forum, Membership
 from forums.rules import forum_role
 from forums.rules import is_board_member as _sits_on_a_board
+from forums.rules import is_support_staff as _is_support_staff
 from units.models import Unit
 
 from . import workflow
+from .enums import SupportState
 from .models import Initiative
 from .workflow import Relation
 
@@ -158,3 +160,120 @@ rules.add_perm("initiatives.log_initiative", can_log_in_forum)
 rules.add_perm("initiatives.transition", can_take_transition)
 rules.add_perm("initiatives.add_pdsacycle", can_add_pdsa_cycle)
 rules.add_perm("initiatives.change_initiative", can_edit_initiative)
+
+
+# --- Support requests and attachments -------------------------------------------------------
+# Who may ask the support unit for help on an initiative, or attach a file to it: anyone who
+# sits in the forum it sits in (any role), the person who logged it, and admins; never on a
+# closed initiative. The support unit's members take the requests; the one who took a request
+# (or the unit's chair) answers or releases it. Files: seen by whoever may see the initiative,
+# deleted by the uploader or the deciders of the forum the initiative sits in.
+# Every predicate answers False for a missing object, so a has_perm without one (the admin
+# site's) is never granted here.
+
+
+def _support_role(user, support_request) -> str | None:
+    """The role ``user`` holds in the support unit the request went to."""
+    if not _active(user):
+        return None
+    return (
+        Membership.objects.filter(user=user, forum_id=support_request.support_forum_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+@rules.predicate
+def can_request_support(user, initiative) -> bool:
+    """Sits in the initiative's current forum, logged it, or is an admin; it is not closed."""
+    if initiative is None or not _active(user) or initiative.state in workflow.CLOSED:
+        return False
+    if workflow.is_admin(user):
+        return True
+    standing = workflow.standing_of(user, initiative)
+    return (Relation.CREATOR, "") in standing or any(
+        relation == Relation.CURRENT for relation, _role in standing
+    )
+
+
+@rules.predicate
+def can_view_support_request(user, support_request) -> bool:
+    return support_request is not None and user.has_perm(
+        "initiatives.view_initiative", support_request.initiative
+    )
+
+
+@rules.predicate
+def is_support_unit_member(user) -> bool:
+    """Sits in a support unit (or is an admin): may see the support queue."""
+    return _active(user) and (workflow.is_admin(user) or _is_support_staff(user))
+
+
+def sits_in_support_unit_of(user, support_request) -> bool:
+    """Sits in the support unit the request went to (any role), or is an admin."""
+    return workflow.is_admin(user) or _support_role(user, support_request) is not None
+
+
+def answers_for(user, support_request) -> bool:
+    """Took the request, chairs the support unit it went to, or is an admin."""
+    if not _active(user):
+        return False
+    if workflow.is_admin(user) or support_request.taken_by_id == user.pk:
+        return True
+    return _support_role(user, support_request) == MembershipRole.CHAIR
+
+
+@rules.predicate
+def can_take_support_request(user, support_request) -> bool:
+    """An open request, and the person sits in the support unit it went to (or is an admin)."""
+    if support_request is None or support_request.state != SupportState.OPEN:
+        return False
+    return sits_in_support_unit_of(user, support_request)
+
+
+@rules.predicate
+def can_answer_support_request(user, support_request) -> bool:
+    """A taken request: its taker, or the support unit's chair, answers it (marks it done)."""
+    if support_request is None or support_request.state != SupportState.TAKEN:
+        return False
+    return answers_for(user, support_request)
+
+
+@rules.predicate
+def can_release_support_request(user, support_request) -> bool:
+    """A taken request: its taker, or the support unit's chair, gives it back to the queue."""
+    return can_answer_support_request(user, support_request)
+
+
+@rules.predicate
+def can_add_attachment(user, initiative) -> bool:
+    return can_request_support(user, initiative)
+
+
+@rules.predicate
+def can_view_attachment(user, attachment) -> bool:
+    return attachment is not None and user.has_perm(
+        "initiatives.view_initiative", attachment.initiative
+    )
+
+
+@rules.predicate
+def can_delete_attachment(user, attachment) -> bool:
+    """The uploader, the deciders of the forum the initiative sits in, or an admin."""
+    if attachment is None or not _active(user):
+        return False
+    if workflow.is_admin(user) or attachment.uploaded_by_id == user.pk:
+        return True
+    standing = workflow.standing_of(user, attachment.initiative)
+    return any((Relation.CURRENT, role) in standing for role in workflow.DECIDERS)
+
+
+rules.add_perm("initiatives.add_supportrequest", can_request_support)
+rules.add_perm("initiatives.view_supportrequest", can_view_support_request)
+rules.add_perm("initiatives.view_support_queue", is_support_unit_member)
+rules.add_perm("initiatives.take_supportrequest", can_take_support_request)
+rules.add_perm("initiatives.answer_supportrequest", can_answer_support_request)
+rules.add_perm("initiatives.release_supportrequest", can_release_support_request)
+rules.add_perm("initiatives.add_attachment", can_add_attachment)
+rules.add_perm("initiatives.view_attachment", can_view_attachment)
+rules.add_perm("initiatives.delete_attachment", can_delete_attachment)
