@@ -370,6 +370,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "measures.tasks.import_batches_sweep",
         "schedule": float(os.environ.get("LHS_SWEEP_SECONDS", "15")),
     },
+    # Attachment files that no row names (an upload whose transaction rolled back, a deleted
+    # initiative's files): initiatives.attachments explains why some can be left.
+    "sweep-attachment-files": {
+        "task": "initiatives.tasks.attachment_files_sweep_task",
+        "schedule": crontab(hour=3, minute=45),
+    },
     # Every series from the raw observations, at night (imports refresh theirs as they land).
     "recompute-all-series": {
         "task": "measures.tasks.series_recompute_all_task",
