@@ -52,6 +52,13 @@ _ERRORS = {
         ErrorSerializer,
         description=_("No such object that you may see, or no such page of a list."),
     ),
+    409: OpenApiResponse(
+        ErrorSerializer,
+        description=_(
+            "Someone else changed it meanwhile (the version you read is not the current one): "
+            "read it again and retry."
+        ),
+    ),
     429: OpenApiResponse(
         ErrorSerializer,
         description=_("Too many uploads (one limit with the upload page); see Retry-After."),
