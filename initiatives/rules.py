@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import rules
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from forums.enums import ForumKind, MembershipRole
 from forums.models import Forum, Membership
@@ -24,7 +25,7 @@ from forums.rules import is_support_staff as _is_support_staff
 from units.models import Unit
 
 from . import workflow
-from .enums import SupportState
+from .enums import RoundStatus, SupportState
 from .models import Initiative
 from .workflow import Relation
 
@@ -277,3 +278,134 @@ rules.add_perm("initiatives.release_supportrequest", can_release_support_request
 rules.add_perm("initiatives.add_attachment", can_add_attachment)
 rules.add_perm("initiatives.view_attachment", can_view_attachment)
 rules.add_perm("initiatives.delete_attachment", can_delete_attachment)
+
+
+# --- Board voting (initiatives.voting) ----------------------------------------------------------
+# The board's chair opens a round on an initiative that sits at the board (the table's
+# ``open_vote`` step) and may close it early (the steps a closing round takes name the chair,
+# or the system when it closes by itself). Every member of that board, in any role, votes
+# while the round is open and before its deadline; an admin votes only if they sit on it.
+# Ballots are secret until the round closes: meanwhile members see who has voted, not how.
+# Every predicate answers False for a missing object, so a has_perm without one (the admin
+# site's) is never granted here.
+
+
+def _sits_on(user, forum_id: int) -> bool:
+    return _active(user) and Membership.objects.filter(user=user, forum_id=forum_id).exists()
+
+
+def _round_is_open(voting_round) -> bool:
+    return voting_round.status == RoundStatus.OPEN
+
+
+@rules.predicate
+def can_open_round(user, initiative) -> bool:
+    """May take the table's ``open_vote`` step now (the board's chair; admins)."""
+    return initiative is not None and _active(user) and can_take(user, initiative, "open_vote")
+
+
+@rules.predicate
+def can_vote(user, voting_round) -> bool:
+    """A member of the round's board, while it is open and before its deadline."""
+    return (
+        voting_round is not None
+        and _round_is_open(voting_round)
+        and voting_round.deadline > timezone.now()
+        and _sits_on(user, voting_round.forum_id)
+    )
+
+
+def closes_rounds_of(user, voting_round) -> bool:
+    """Holds the role that closes the round early, open or not: a person among the actors of
+    the steps a closing round takes (the chair of the board it sits at), or an admin."""
+    if voting_round is None or not _active(user):
+        return False
+    if workflow.is_admin(user):
+        return True
+    initiative = voting_round.initiative
+    if initiative.forum_id != voting_round.forum_id:
+        return False
+    closing = workflow.BY_NAME["approve_scale_up"]
+    return closing.permits(workflow.standing_of(user, initiative))
+
+
+@rules.predicate
+def can_close_round(user, voting_round) -> bool:
+    """May close the round early now: it is open and ``user`` closes rounds of its board."""
+    return (
+        voting_round is not None
+        and _round_is_open(voting_round)
+        and closes_rounds_of(user, voting_round)
+    )
+
+
+@rules.predicate
+def can_see_ballots(user, voting_round) -> bool:
+    """How each member voted: for every member of staff once the round has closed."""
+    return voting_round is not None and _active(user) and not _round_is_open(voting_round)
+
+
+rules.add_perm("initiatives.open_votinground", can_open_round)
+rules.add_perm("initiatives.cast_vote", can_vote)
+rules.add_perm("initiatives.close_votinground", can_close_round)
+rules.add_perm("initiatives.view_ballots", can_see_ballots)
+
+
+# --- Scale-up plans, department spreads and adoptions ----------------------------------------
+# A scale-up plan and a department's spread are steps of the table (start_scale_up,
+# spread_in_department) taken through their own forms: whoever may take the step may make
+# the plan. A unit's adoption is updated by the chair or secretary of a unit forum that serves
+# the unit, and by the deciders of the forum the initiative sits in (the board during a
+# scale-up, the department group during its spread); never on a closed initiative. The spread
+# overview is the board's (its members, in any role) and admins'.
+
+
+def adoption_units_for(user, initiative) -> frozenset[int] | None:
+    """The units whose adoption of ``initiative`` the user may update: ``None`` for every
+    unit (an admin, or a decider of the forum it sits in), else the units of the unit forums
+    the user chairs or is secretary of (two queries at most, for a whole list of adoptions)."""
+    if not _active(user) or initiative.state in workflow.CLOSED:
+        return frozenset()
+    if workflow.is_admin(user):
+        return None
+    standing = workflow.standing_of(user, initiative)
+    if any((Relation.CURRENT, role) in standing for role in workflow.DECIDERS):
+        return None
+    return frozenset(
+        Unit.objects.filter(
+            forums__kind=ForumKind.UNIT_FORUM,
+            forums__memberships__user=user,
+            forums__memberships__role__in=workflow.DECIDERS,
+        ).values_list("pk", flat=True)
+    )
+
+
+@rules.predicate
+def can_update_adoption(user, adoption) -> bool:
+    if adoption is None:
+        return False
+    units = adoption_units_for(user, adoption.initiative)
+    return units is None or adoption.unit_id in units
+
+
+@rules.predicate
+def can_plan_scale_up(user, initiative) -> bool:
+    """May take ``start_scale_up`` now: the board's chair or secretary, once it is approved."""
+    return initiative is not None and can_take(user, initiative, "start_scale_up")
+
+
+@rules.predicate
+def can_start_department_spread(user, initiative) -> bool:
+    """May take ``spread_in_department`` now: the department group's chair or secretary."""
+    return initiative is not None and can_take(user, initiative, "spread_in_department")
+
+
+@rules.predicate
+def can_view_spread(user) -> bool:
+    return _active(user) and (workflow.is_admin(user) or _sits_on_a_board(user))
+
+
+rules.add_perm("initiatives.change_adoption", can_update_adoption)
+rules.add_perm("initiatives.add_scaleupplan", can_plan_scale_up)
+rules.add_perm("initiatives.start_department_spread", can_start_department_spread)
+rules.add_perm("initiatives.view_spread", can_view_spread)

@@ -376,6 +376,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "initiatives.tasks.attachment_files_sweep_task",
         "schedule": crontab(hour=3, minute=45),
     },
+    # Voting rounds close at their deadline (a minute late at most); a round closes once.
+    "close-due-voting-rounds": {
+        "task": "initiatives.tasks.voting_rounds_close_due_task",
+        "schedule": 60.0,
+    },
     # Every series from the raw observations, at night (imports refresh theirs as they land).
     "recompute-all-series": {
         "task": "measures.tasks.series_recompute_all_task",
