@@ -21,6 +21,44 @@ def is_board_member(user) -> bool:
     return _memberships(user).filter(forum__kind=ForumKind.DIVISION_BOARD).exists()
 
 
+def _seats(user) -> frozenset[tuple[str, str]]:
+    """(kind of forum, role) of every seat the person holds: one query, kept on the user
+    object for the rest of the request (the navigation asks three times)."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    seats = getattr(user, "_lhs_forum_seats", None)
+    if seats is None:
+        seats = frozenset(Membership.objects.filter(user=user).values_list("forum__kind", "role"))
+        user._lhs_forum_seats = seats
+    return seats
+
+
+@rules.predicate
+def sits_in_support_unit(user) -> bool:
+    return any(kind == ForumKind.SUPPORT_UNIT for kind, _role in _seats(user))
+
+
+@rules.predicate
+def sits_on_board(user) -> bool:
+    return any(kind == ForumKind.DIVISION_BOARD for kind, _role in _seats(user))
+
+
+@rules.predicate
+def chairs_a_forum(user) -> bool:
+    return any(role == MembershipRole.CHAIR for _kind, role in _seats(user))
+
+
+# Where a person sits, for the navigation's badges: as rules (``{% test_rule %}``: the
+# predicate's own answer, so an admin is not shown seats they do not hold) and as permissions.
+for _name, _predicate in (
+    ("forums.is_support_staff", sits_in_support_unit),
+    ("forums.sits_on_board", sits_on_board),
+    ("forums.chairs_a_forum", chairs_a_forum),
+):
+    rules.add_rule(_name, _predicate)
+    rules.add_perm(_name, _predicate)
+
+
 def chaired_memberships(user):
     return _memberships(user).filter(role=MembershipRole.CHAIR).select_related("forum")
 

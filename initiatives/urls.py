@@ -6,6 +6,20 @@ must not import (DESIGN.md §3).
 
 from django.urls import path  # noqa: F401
 
+from . import views
+
 app_name = "initiatives"
 
 urlpatterns: list = []
+
+# Initiatives: the list, logging, the page, editing, the steps, PDSA cycles; the help page.
+urlpatterns += [
+    path("initiatives/", views.initiative_list, name="initiative-list"),
+    path("initiatives/new/", views.initiative_new, name="initiative-new"),
+    path("forums/<int:forum_pk>/initiatives/new/", views.initiative_new, name="forum-initiative-new"),
+    path("initiatives/<int:pk>/", views.initiative_detail, name="initiative"),
+    path("initiatives/<int:pk>/edit/", views.initiative_edit, name="initiative-edit"),
+    path("initiatives/<int:pk>/steps/<slug:name>/", views.initiative_step, name="step"),
+    path("initiatives/<int:pk>/pdsa/new/", views.pdsa_new, name="pdsa-new"),
+    path("help/workflow/", views.workflow_help, name="help-workflow"),
+]

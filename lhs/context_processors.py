@@ -1,8 +1,13 @@
-"""What the base layout needs on every page: the user's roles, for navigation."""
+"""What the base layout needs on every page that django-rules cannot answer in the template.
+
+Where a person sits (the navigation's badges) the template asks the rules itself
+(``{% test_rule "forums.sits_on_board" user %}``), so a fragment that never renders the
+navigation asks nothing.
+"""
 
 from django.utils.functional import SimpleLazyObject
 
-from forums.selectors import roles_for_user
+from initiatives.notifications import unread_count
 from measures.rules import can_upload
 
 from .workers import workers_missing
@@ -14,8 +19,9 @@ def navigation(request):
         return {}
     # Lazy: pages that never render the navigation (fragments, API) pay nothing.
     return {
-        "user_roles": SimpleLazyObject(lambda: roles_for_user(user)),
         "nav_can_upload": SimpleLazyObject(lambda: can_upload(user)),
+        # The navigation's count of unread notifications (a query only where it is shown).
+        "nav_unread_notifications": _LazyCount(lambda: unread_count(user)),
         # Read by the import pages and the admin only: imports wait while no worker is alive.
         "workers_missing": _LazyBool(workers_missing),
     }
@@ -32,3 +38,18 @@ class _LazyBool:
         if self._value is None:
             self._value = bool(self._compute())
         return self._value
+
+
+class _LazyCount(_LazyBool):
+    """A number computed once, when a template first shows or tests it."""
+
+    def __bool__(self) -> bool:
+        return bool(int(self))
+
+    def __int__(self) -> int:
+        if self._value is None:
+            self._value = int(self._compute())
+        return self._value
+
+    def __str__(self) -> str:
+        return str(int(self))

@@ -322,7 +322,14 @@ SPECTACULAR_SETTINGS = {
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
     # A measure's frequency and a series' grain are one choice set.
-    "ENUM_NAME_OVERRIDES": {"FrequencyEnum": "measures.enums.Frequency"},
+    "ENUM_NAME_OVERRIDES": {
+        "FrequencyEnum": "measures.enums.Frequency",
+        # An initiative's state, kind and origin, and a forum's kind: one name each.
+        "InitiativeStateEnum": "initiatives.enums.State",
+        "InitiativeKindEnum": "initiatives.enums.InitiativeKind",
+        "OriginKindEnum": "initiatives.enums.OriginKind",
+        "ForumKindEnum": "forums.enums.ForumKind",
+    },
 }
 
 # Celery: Redis when configured, else kombu's SQLAlchemy transport on a SQLite file of its own

@@ -12,6 +12,8 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from dashboards import views as dashboard_views
+from initiatives.api import InitiativeViewSet, PDSACycleViewSet, WorkflowViewSet
+from initiatives.api_notifications import NotificationViewSet
 from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
 
 
@@ -36,6 +38,10 @@ router = DefaultRouter()
 router.register("imports", ImportBatchViewSet, basename="import-batch")
 router.register("measures", MeasureViewSet, basename="measure")
 router.register("series", SeriesViewSet, basename="series")
+router.register("initiatives", InitiativeViewSet, basename="initiative")
+router.register("pdsa-cycles", PDSACycleViewSet, basename="pdsa-cycle")
+router.register("workflow", WorkflowViewSet, basename="workflow")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     path("", dashboard_views.home, name="home"),
