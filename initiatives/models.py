@@ -583,6 +583,9 @@ class Adoption(models.Model):
     adaptation = models.TextField(_("how the unit adapted it"), blank=True)
     due_date = models.DateField(_("due"), null=True, blank=True)
     adopted_on = models.DateField(_("adopted on"), null=True, blank=True)
+    # Counts the updates: two people saving one unit's adoption at once cannot overwrite each
+    # other silently (the second is refused as stale, as for an initiative's version).
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,

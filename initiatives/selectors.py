@@ -1,8 +1,8 @@
 """Reads of initiatives, for this app's services and for other apps.
 
 :func:`unit_events` is the one place the dashboards take dated improvement events from: the
-PDSA cycles units run and the dates initiatives were adopted in a unit's forum. Scale-up
-adoptions (per unit, with how it adapted the practice) join it when they exist.
+PDSA cycles units run, the dates initiatives were adopted in a unit's forum, and the dates
+units adopted an initiative that spread to them (scale-up and department spread).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from measures.enums import Scope
 from measures.models import Measure
 from units.models import Unit
 
-from .enums import State
-from .models import Activity, Initiative, PDSACycle
+from .enums import AdoptionState, State
+from .models import Activity, Adoption, Initiative, PDSACycle
 from .workflow import BY_NAME, Move, Transition
 
 
@@ -47,7 +47,9 @@ def unit_events(unit_ids: Sequence[int], measure_ids: Sequence[int]) -> list[Uni
 
     - a PDSA cycle on its start date, for the measure it watches (or all, if none);
     - a local adoption on the day the unit's forum adopted it, for each measure the
-      initiative links (or all, if it links none).
+      initiative links (or all, if it links none);
+    - a unit's adoption of a spreading initiative (``Adoption``, adopted) on the date it
+      adopted it, for the same measures.
     """
     if not unit_ids or not measure_ids:
         return []
@@ -84,8 +86,25 @@ def unit_events(unit_ids: Sequence[int], measure_ids: Sequence[int]) -> list[Uni
         .order_by()
         .values_list(*fields)
     )
+    spread = (
+        Adoption.objects.filter(
+            Q(initiative__measures__in=measure_ids) | Q(initiative__measures__isnull=True),
+            state=AdoptionState.ADOPTED,
+            unit_id__in=unit_ids,
+            adopted_on__isnull=False,
+        )
+        .annotate(
+            e_unit=F("unit_id"),
+            e_measure=F("initiative__measures"),
+            e_day=F("adopted_on"),
+            e_title=F("initiative__title"),
+            e_kind=Value(ADOPTION, output_field=CharField()),
+        )
+        .order_by()
+        .values_list(*fields)
+    )
     labels = {PDSA: gettext("PDSA: %(title)s"), ADOPTION: gettext("Adopted: %(title)s")}
-    rows = pdsa.union(adoptions, all=True).order_by("e_day", "e_kind", "e_title")
+    rows = pdsa.union(adoptions, spread, all=True).order_by("e_day", "e_kind", "e_title")
     return [
         UnitEvent(
             unit_id=unit_id,

@@ -289,10 +289,11 @@ def initiative_transition(
 
     Checks, in order: the step exists, the table has it from the current state and kind of
     forum, the user holds a role it names (or is an admin), the caller is the service the
-    step goes through (``via``, e.g. the voting round's), a comment where it needs one,
-    a forum to move to. Then a conditional UPDATE on the state and version the caller read:
-    of two people taking a step at once exactly one updates the row, the other is told the
-    initiative has moved. The activity is written in the same transaction.
+    step goes through (``via``, e.g. the voting round's), its guards (e.g. every adoption
+    settled before the spread is complete), a comment where it needs one, a forum to move
+    to. Then a conditional UPDATE on the state and version the caller read: of two people
+    taking a step at once exactly one updates the row, the other is told the initiative has
+    moved. The activity is written in the same transaction.
     ``initiative`` is updated in place. ``user`` None is the system (a voting round closing
     by itself): it may take only the steps whose actors name ``Relation.SYSTEM``.
     ``version``: the one the caller's user read (a form, an API client); if the initiative
@@ -329,6 +330,9 @@ def initiative_transition(
             % {**_names(step), "via": step.via or "—"},
             "needs_form",
         )
+    for reason, guard in ((g.check(initiative), g) for g in step.guards):
+        if reason:
+            raise _refuse(reason, guard.code)
     comment = comment.strip()
     if step.needs_comment and not comment:
         raise _refuse(

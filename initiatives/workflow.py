@@ -28,7 +28,7 @@ any step the table has from the current state and forum, and no other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Q
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from forums.enums import ForumKind, MembershipRole
 
@@ -113,6 +114,43 @@ ROUND_CLOSERS = (Actor(Relation.CURRENT, CHAIR), Actor(Relation.SYSTEM))
 
 
 @dataclass(frozen=True)
+class Guard:
+    """A condition a step needs besides who takes it and where the initiative sits.
+
+    ``check(initiative)`` answers "" when it holds, else why not (for the user); the service
+    refuses the step with ``code`` and that message, and the pages show it by the step.
+    """
+
+    code: str
+    label: Promise
+    check: Callable[[Initiative], str]
+
+
+def _adoptions_settled(initiative: Initiative) -> str:
+    from .enums import AdoptionState
+    from .models import Adoption
+
+    unsettled = Adoption.objects.filter(
+        initiative_id=initiative.pk, state__in=(AdoptionState.PLANNED, AdoptionState.STARTED)
+    ).count()
+    if not unsettled:
+        return ""
+    return ngettext(
+        "%(count)d unit has not yet adopted or declined it.",
+        "%(count)d units have not yet adopted or declined it.",
+        unsettled,
+    ) % {"count": unsettled}
+
+
+#: The spread is complete only when every unit's adoption is settled (adopted or declined).
+ADOPTIONS_SETTLED = Guard(
+    code="adoptions_unsettled",
+    label=_("every unit has adopted or declined it"),
+    check=_adoptions_settled,
+)
+
+
+@dataclass(frozen=True)
 class Transition:
     """One step of the workflow.
 
@@ -123,7 +161,9 @@ class Transition:
     the target forum named. ``via``: the step needs more than a comment (a voting round, a
     scale-up plan …) and is taken only by the service that records it, which names itself
     in ``initiative_transition(via=…)``; the pages show that service's form instead of the
-    plain one, and a plain call (a button, the API's transitions) is refused.
+    plain one, and a plain call (a button, the API's transitions) is refused. ``guards``:
+    conditions on the initiative's own data (:class:`Guard`) the service checks before it
+    takes the step.
     """
 
     name: str
@@ -135,6 +175,7 @@ class Transition:
     needs_comment: bool = False
     move: Move = Move.STAY
     via: str = ""
+    guards: tuple[Guard, ...] = ()
 
     def permits(self, standing: Standing, *, is_admin: bool = False) -> bool:
         return is_admin or any(actor.held_by(standing) for actor in self.actors)
@@ -191,7 +232,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         target=S.SPREAD_IN_DEPARTMENT,
         at=DEPARTMENT,
         actors=(CURRENT_DECIDERS,),
-        needs_comment=True,  # later: the department's units that adopt (adoptions)
+        needs_comment=True,
+        via="department_spread",  # the department's units that adopt: initiatives.scale_up
     ),
     Transition(
         name="refer_to_board",
@@ -250,7 +292,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         sources=frozenset({S.APPROVED_FOR_SCALE_UP}),
         target=S.SCALING_UP,
         at=BOARD,
-        actors=(CURRENT_DECIDERS,),  # later: a scale-up plan (scope, target units, deadline)
+        actors=(CURRENT_DECIDERS,),
+        via="scale_up_plan",  # scope, target units, deadline: initiatives.scale_up
     ),
     Transition(
         name="complete_spread",
@@ -260,6 +303,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         at=BOARD,
         actors=(CURRENT_DECIDERS,),
         needs_comment=True,
+        guards=(ADOPTIONS_SETTLED,),
     ),
     Transition(
         name="hand_down",
@@ -419,6 +463,12 @@ def transitions_for(user, initiative: Initiative) -> list[Transition]:
     return [t for t in steps if t.permits(standing, is_admin=admin)]
 
 
+def blocked_by(step: Transition, initiative: Initiative) -> list[str]:
+    """Why ``step`` cannot be taken on ``initiative`` now, by its guards (empty: nothing
+    stops it); for the page to show by the step's button, and the service's refusal."""
+    return [reason for reason in (guard.check(initiative) for guard in step.guards) if reason]
+
+
 def describe(transitions: Iterable[Transition] = TRANSITIONS) -> list[dict[str, object]]:
     """The table as plain data (for a help page or the API's schema)."""
     return [
@@ -432,6 +482,7 @@ def describe(transitions: Iterable[Transition] = TRANSITIONS) -> list[dict[str, 
             "needs_comment": t.needs_comment,
             "move": str(t.move),
             "via": t.via,
+            "guards": [str(g.label) for g in t.guards],
         }
         for t in transitions
     ]

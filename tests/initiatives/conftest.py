@@ -98,6 +98,9 @@ class Context:
     department: str | None  # "dept" / "dept_b": the key of its department's group
     creator: str
     stack: tuple[str, ...] = field(default=())  # forums a return goes back to, last first
+    # Units whose adoption is neither adopted nor declined yet (only a scale-up plan or a
+    # department's spread makes adoptions; the table's own paths make none).
+    unsettled: int = 0
 
 
 def relative_forums(ctx: Context) -> dict[Relation, str | None]:

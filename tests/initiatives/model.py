@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 
-from initiatives.workflow import TRANSITIONS, Move, Transition
+from initiatives.workflow import ADOPTIONS_SETTLED, TRANSITIONS, Move, Transition
 
 from .conftest import ENTRIES, KIND, Context, expected_permitted
 
@@ -80,6 +80,8 @@ def outcome(
         return "refused", "not_permitted"
     if via is not None and via != step.via:
         return "refused", "needs_form"
+    if ctx.unsettled and ADOPTIONS_SETTLED in step.guards:
+        return "refused", ADOPTIONS_SETTLED.code
     if step.needs_comment and not comment.strip():
         return "refused", "comment_required"
     found = candidates(step, ctx)
