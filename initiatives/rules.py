@@ -409,3 +409,113 @@ rules.add_perm("initiatives.change_adoption", can_update_adoption)
 rules.add_perm("initiatives.add_scaleupplan", can_plan_scale_up)
 rules.add_perm("initiatives.start_department_spread", can_start_department_spread)
 rules.add_perm("initiatives.view_spread", can_view_spread)
+
+
+# --- Prioritisation (initiatives.prioritisation) ----------------------------------------------
+# Department coordinating groups and division boards prioritise; unit forums and the support
+# unit do not. A forum scores the initiatives that are its business and still on the road to a
+# decision: those sitting in it now, and those it has had (an activity brought them there:
+# sent on to the board, handed down, returned), while their state is one of
+# PRIORITISATION_STATES. So a department group keeps scoring what it referred to the board, and
+# the two forums can prioritise in dialogue. Every member of the forum scores, in any role;
+# an admin scores only where they sit (a score is a member's judgement). The chair of the
+# forum (or an admin) configures its criteria. The ranking, its aggregates and the criteria
+# are read by every member of staff (the division works openly); each member's own scores are
+# seen by that member only. Every predicate answers False for a missing object.
+
+#: The kinds of forum that prioritise.
+PRIORITISING_FORUMS = frozenset({ForumKind.DEPARTMENT_GROUP, ForumKind.DIVISION_BOARD})
+#: States in which an initiative is still scored: before a decision to spread or scale it up,
+#: and not rejected or withdrawn (local testing and local adoption are the units' business).
+PRIORITISATION_STATES = frozenset(
+    {
+        workflow.State.LOGGED,
+        workflow.State.ESCALATED_TO_DEPARTMENT,
+        workflow.State.PRIORITISED,
+        workflow.State.SPREAD_IN_DEPARTMENT,
+        workflow.State.REFERRED_TO_BOARD,
+        workflow.State.VOTING,
+        workflow.State.RETURNED_FOR_MORE_WORK,
+    }
+)
+
+
+def prioritises(forum) -> bool:
+    return forum is not None and forum.kind in PRIORITISING_FORUMS
+
+
+def initiatives_of_forum(forum) -> QuerySet[Initiative]:
+    """The initiatives ``forum`` has had: sitting in it now, or brought to it by some step."""
+    had = Initiative.objects.filter(activities__to_forum=forum).values("pk")
+    return Initiative.objects.filter(Q(forum=forum) | Q(pk__in=had))
+
+
+def scorable_initiatives(forum) -> QuerySet[Initiative]:
+    """The initiatives ``forum`` scores now (its ranked list): see the section's comment."""
+    if not prioritises(forum):
+        return Initiative.objects.none()
+    return initiatives_of_forum(forum).filter(state__in=PRIORITISATION_STATES)
+
+
+def may_be_scored_in(initiative, forum) -> bool:
+    """``forum`` scores ``initiative`` now (one query at most)."""
+    if initiative is None or not prioritises(forum):
+        return False
+    if initiative.state not in PRIORITISATION_STATES:
+        return False
+    return (
+        initiative.forum_id == forum.pk
+        or initiative.activities.filter(to_forum_id=forum.pk).exists()
+    )
+
+
+def can_score(user, initiative, forum) -> bool:
+    """``user`` may score ``initiative`` in ``forum``: sits in it (any role), and the forum
+    scores the initiative now."""
+    return (
+        _active(user)
+        and prioritises(forum)
+        and forum_role(user, forum) is not None
+        and may_be_scored_in(initiative, forum)
+    )
+
+
+@rules.predicate
+def can_score_in_forum(user, forum) -> bool:
+    """Sits in a prioritising forum: scores what it prioritises."""
+    return _active(user) and prioritises(forum) and forum_role(user, forum) is not None
+
+
+@rules.predicate
+def can_score_initiative(user, initiative) -> bool:
+    """May score ``initiative`` in at least one forum (the initiative page's form)."""
+    if initiative is None or not _active(user):
+        return False
+    if initiative.state not in PRIORITISATION_STATES:
+        return False
+    had = initiative.activities.values("to_forum_id")
+    return Membership.objects.filter(
+        Q(forum_id=initiative.forum_id) | Q(forum_id__in=had),
+        user=user,
+        forum__kind__in=PRIORITISING_FORUMS,
+    ).exists()
+
+
+@rules.predicate
+def can_configure_criteria(user, forum) -> bool:
+    """The forum's chair (or an admin) sets its criteria: names, weights, order, on or off."""
+    if not prioritises(forum) or not _active(user):
+        return False
+    return workflow.is_admin(user) or forum_role(user, forum) == MembershipRole.CHAIR
+
+
+@rules.predicate
+def can_view_prioritisation(user, forum) -> bool:
+    """A prioritising forum's ranking and criteria: every member of staff."""
+    return _active(user) and prioritises(forum)
+
+
+rules.add_perm("initiatives.score_initiative", can_score_initiative)
+rules.add_perm("initiatives.score_in_forum", can_score_in_forum)
+rules.add_perm("initiatives.configure_criteria", can_configure_criteria)
+rules.add_perm("initiatives.view_prioritisation", can_view_prioritisation)
