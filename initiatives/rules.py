@@ -173,15 +173,29 @@ rules.add_perm("initiatives.change_initiative", can_edit_initiative)
 # site's) is never granted here.
 
 
+def _memo(user, key, compute):
+    """An answer kept on the user object for the rest of the request (a request has a user
+    object of its own), so a list asking the same of every row asks the database once."""
+    store = user.__dict__.setdefault("_lhs_support_rules", {})
+    if key not in store:
+        store[key] = compute()
+    return store[key]
+
+
 def _support_role(user, support_request) -> str | None:
     """The role ``user`` holds in the support unit the request went to."""
     if not _active(user):
         return None
-    return (
-        Membership.objects.filter(user=user, forum_id=support_request.support_forum_id)
-        .values_list("role", flat=True)
-        .first()
+    roles = _memo(
+        user,
+        "support_roles",
+        lambda: dict(
+            Membership.objects.filter(user=user, forum__kind=ForumKind.SUPPORT_UNIT).values_list(
+                "forum_id", "role"
+            )
+        ),
     )
+    return roles.get(support_request.support_forum_id)
 
 
 @rules.predicate
@@ -265,8 +279,13 @@ def can_delete_attachment(user, attachment) -> bool:
         return False
     if workflow.is_admin(user) or attachment.uploaded_by_id == user.pk:
         return True
-    standing = workflow.standing_of(user, attachment.initiative)
-    return any((Relation.CURRENT, role) in standing for role in workflow.DECIDERS)
+    initiative = attachment.initiative
+
+    def decides() -> bool:
+        standing = workflow.standing_of(user, initiative)
+        return any((Relation.CURRENT, role) in standing for role in workflow.DECIDERS)
+
+    return _memo(user, ("decides", initiative.pk, initiative.forum_id), decides)
 
 
 rules.add_perm("initiatives.add_supportrequest", can_request_support)

@@ -6,7 +6,7 @@ must not import (DESIGN.md §3).
 
 from django.urls import path  # noqa: F401
 
-from . import views
+from . import views, views_support
 
 app_name = "initiatives"
 
@@ -22,4 +22,36 @@ urlpatterns += [
     path("initiatives/<int:pk>/steps/<slug:name>/", views.initiative_step, name="step"),
     path("initiatives/<int:pk>/pdsa/new/", views.pdsa_new, name="pdsa-new"),
     path("help/workflow/", views.workflow_help, name="help-workflow"),
+]
+
+# Support requests (the support unit's queue; asking, from an initiative's page) and files.
+urlpatterns += [
+    path("support/", views_support.support_queue_page, name="support-queue"),
+    path(
+        "initiatives/<int:pk>/support/",
+        views_support.support_request_new,
+        name="support-request-new",
+    ),
+    path(
+        "support/<int:pk>/take/",
+        views_support.support_request_take_view,
+        name="support-request-take",
+    ),
+    path(
+        "support/<int:pk>/release/",
+        views_support.support_request_release_view,
+        name="support-request-release",
+    ),
+    path(
+        "support/<int:pk>/answer/",
+        views_support.support_request_answer_view,
+        name="support-request-answer",
+    ),
+    path(
+        "initiatives/<int:pk>/attachments/", views_support.attachment_new, name="attachment-new"
+    ),
+    path("attachments/<int:pk>/", views_support.attachment_download, name="attachment"),
+    path(
+        "attachments/<int:pk>/delete/", views_support.attachment_remove, name="attachment-delete"
+    ),
 ]
