@@ -14,6 +14,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from forums.enums import EmailFrequency
 from forums.models import Forum, Meeting
 from measures.models import Measure
 from units.models import Department, Unit
@@ -655,3 +656,75 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient} · {self.kind}"
+
+
+class NotificationPreference(models.Model):
+    """What one person wants of e-mail beyond their forum memberships' choices.
+
+    A member chooses per forum (``Membership.email_frequency``); notices about a forum one
+    does not sit on (a decision on an initiative one logged, the answer to a support request)
+    follow ``email_frequency`` here. E-mails are written in ``language`` (empty: the site's),
+    which is remembered from the language the person reads the site in.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="notification_preference",
+        verbose_name=_("user"),
+    )
+    language = models.CharField(
+        _("language of e-mails"), max_length=8, choices=settings.LANGUAGES, blank=True
+    )
+    email_frequency = models.CharField(
+        _("e-mail about other forums"),
+        max_length=16,
+        choices=EmailFrequency.choices,
+        default=EmailFrequency.DAILY,
+        help_text=_(
+            "For notices from forums you do not sit on: decisions on initiatives you logged, "
+            "answers to your support requests."
+        ),
+    )
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class EmailDigest(models.Model):
+    """A digest e-mail of one forum's notices to one person on one (local) day.
+
+    The unique constraint is the rule "at most one digest per person, forum and day": the
+    worker that inserts the row sends the digest; a second worker (or a retried task) cannot.
+    """
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="email_digests",
+        verbose_name=_("recipient"),
+    )
+    forum = models.ForeignKey(
+        Forum, on_delete=models.CASCADE, related_name="email_digests", verbose_name=_("forum")
+    )
+    day = models.DateField(_("day"))
+    sent_at = models.DateTimeField(_("sent"), default=timezone.now)
+    notices = models.PositiveIntegerField(_("notices"), default=0)
+
+    class Meta:
+        ordering = ["-day", "-pk"]
+        verbose_name = _("e-mail digest")
+        verbose_name_plural = _("e-mail digests")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "forum", "day"], name="email_digest_one_per_forum_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} · {self.forum} · {self.day}"

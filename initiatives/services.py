@@ -25,6 +25,7 @@ from units.models import Unit
 from . import workflow
 from .enums import OriginKind, State
 from .models import Activity, Initiative, PDSACycle
+from .notifications import notify_activity
 from .rules import can_edit_initiative, can_log_in_forum, can_run_pdsa_in
 from .selectors import measures_applying_to_forum, move_candidates
 from .workflow import Move, Transition
@@ -125,7 +126,7 @@ def initiative_create(
     initiative.save()
     if measures:
         initiative.measures.set(measures)
-    Activity.objects.create(
+    activity = Activity.objects.create(
         initiative=initiative,
         actor=user,
         transition=workflow.LOG_NAME,
@@ -134,6 +135,7 @@ def initiative_create(
         from_forum=None,
         to_forum=forum,
     )
+    notify_activity(activity)  # the forum's members, in this transaction
     return initiative
 
 
@@ -371,6 +373,8 @@ def initiative_transition(
             comment=comment,
             meeting=meeting,
         )
+        # Arrival where the forum changes, a decision where the step records one.
+        notify_activity(activity)
     initiative.state = step.target
     initiative.forum = to_forum
     initiative.department_id = department_id

@@ -34,6 +34,7 @@ from forums.models import Forum, Membership
 from . import workflow
 from .enums import SupportKind, SupportState
 from .models import Initiative, SupportRequest
+from .notifications import notify_support_answered, notify_support_requested
 from .rules import answers_for, can_request_support, sits_in_support_unit_of, visible_initiatives
 
 #: The longest description or answer accepted (a request is a message, not a report).
@@ -183,13 +184,15 @@ def support_request_create(
             _("You have asked for exactly this already; that request is still open."),
             "conflict",
         )
-    return SupportRequest.objects.create(
+    support_request = SupportRequest.objects.create(
         initiative=initiative,
         support_forum=forum,
         kind=kind,
         description=description,
         requested_by=user,
     )
+    notify_support_requested(support_request)  # the support unit's members, in this transaction
+    return support_request
 
 
 def _stale(support_request: SupportRequest, user: AbstractBaseUser) -> ValidationError:
@@ -307,4 +310,5 @@ def support_request_done(
         answer=answer,
         done_at=timezone.now(),
     )
+    notify_support_answered(request, user=user)  # the one who asked, in this transaction
     return request

@@ -6,7 +6,7 @@ must not import (DESIGN.md §3).
 
 from django.urls import path  # noqa: F401
 
-from . import views, views_support
+from . import views, views_notifications, views_support
 
 app_name = "initiatives"
 
@@ -53,5 +53,25 @@ urlpatterns += [
     path("attachments/<int:pk>/", views_support.attachment_download, name="attachment"),
     path(
         "attachments/<int:pk>/delete/", views_support.attachment_remove, name="attachment-delete"
+    ),
+]
+
+# One's notifications: the list, marking read (HTMX), e-mail settings.
+urlpatterns += [
+    path("notifications/", views_notifications.notifications, name="notifications"),
+    path(
+        "notifications/<int:pk>/read/",
+        views_notifications.notification_read,
+        name="notification-read",
+    ),
+    path(
+        "notifications/read-all/",
+        views_notifications.notifications_read_all,
+        name="notifications-read-all",
+    ),
+    path(
+        "notifications/settings/",
+        views_notifications.notification_settings,
+        name="notification-settings",
     ),
 ]

@@ -40,6 +40,7 @@ from units.models import Affiliation
 
 from .enums import RoundOutcome, RoundStatus, VoteChoice
 from .models import Initiative, Vote, VotingRound
+from .notifications import notify_vote_opened
 from .rules import can_open_round, closes_rounds_of
 from .services import initiative_transition
 from .workflow import BY_NAME
@@ -150,7 +151,7 @@ def voting_round_open(
     )
     try:
         with transaction.atomic():
-            return VotingRound.objects.create(
+            voting_round = VotingRound.objects.create(
                 initiative=initiative,
                 forum_id=board_id,
                 opened_by=user,
@@ -161,6 +162,8 @@ def voting_round_open(
             )
     except IntegrityError as exc:  # the one-open-round constraint; the step above rules it out
         raise _refuse(_("A vote on this initiative is open already."), "conflict") from exc
+    notify_vote_opened(voting_round)  # the board's members, in this transaction
+    return voting_round
 
 
 def _locked(voting_round: VotingRound) -> VotingRound:

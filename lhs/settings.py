@@ -259,6 +259,13 @@ EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "lhs@localhost")
+# For DJANGO_EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (the e2e tests).
+EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+# Notifications (initiatives.notifications): the local hour from which each day's digest goes
+# out (beat looks every hour, so a digest missed while a worker was down goes at the next),
+# and how long before a vote's deadline the members who have not voted are reminded.
+LHS_DIGEST_HOUR = env_int("LHS_DIGEST_HOUR", 7)
+LHS_VOTE_REMINDER_HOURS = env_int("LHS_VOTE_REMINDER_HOURS", 24)
 LHS_IMPORT_MAX_BYTES = int(os.environ.get("LHS_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
 # Files attached to initiatives (initiatives.attachments): the largest accepted, and how many
 # one initiative may hold.
@@ -387,6 +394,20 @@ CELERY_BEAT_SCHEDULE = {
     "close-due-voting-rounds": {
         "task": "initiatives.tasks.voting_rounds_close_due_task",
         "schedule": 60.0,
+    },
+    # Notifications: the day's digests (from LHS_DIGEST_HOUR; one per person, forum and day),
+    # immediate e-mails whose task was lost (broker or worker down), and vote reminders.
+    "send-notification-digests": {
+        "task": "initiatives.tasks.notifications_send_digests_task",
+        "schedule": crontab(minute=2),
+    },
+    "send-lost-immediate-notifications": {
+        "task": "initiatives.tasks.notifications_send_immediate_task",
+        "schedule": 300.0,
+    },
+    "remind-voting-rounds": {
+        "task": "initiatives.tasks.voting_rounds_remind_task",
+        "schedule": crontab(minute="*/15"),
     },
     # Every series from the raw observations, at night (imports refresh theirs as they land).
     "recompute-all-series": {
