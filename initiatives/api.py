@@ -254,6 +254,11 @@ class WorkflowStepSerializer(serializers.Serializer):
     needs_comment = serializers.BooleanField()
     move = serializers.ChoiceField(choices=[(m.value, m.value) for m in Move])
     via = serializers.CharField(allow_blank=True)
+    guards = serializers.ListField(
+        child=serializers.CharField(),
+        default=list,
+        help_text=_("Conditions on the initiative's own data the step needs besides."),
+    )
 
 
 # -- views -------------------------------------------------------------------------------------

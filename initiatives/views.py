@@ -190,13 +190,21 @@ def _steps(request, initiative: Initiative) -> list[dict]:
             "url": reverse("initiatives:step", args=[initiative.pk, step.name]) + query,
             "meeting": meeting if meeting.isdigit() else "",
             "panel": VIA_PANELS.get(step.via, step.via),
+            # What stops it now (the table's guards on the initiative's own data).
+            "blocked": [r for r in (g.check(initiative) for g in step.guards) if r],
         }
         for step in workflow.transitions_for(request.user, initiative)
     ]
 
 
 #: Which panel of the initiative's page holds the form of a step's service (``via``).
-VIA_PANELS = {"voting": "voting", "scale_up": "adoptions", "adoptions": "adoptions"}
+VIA_PANELS = {
+    "voting": "voting",
+    "scale_up": "adoptions",
+    "adoptions": "adoptions",
+    "scale_up_plan": "adoptions",
+    "department_spread": "adoptions",
+}
 
 
 def _step_label(name: str) -> str:
@@ -397,6 +405,7 @@ def workflow_help(request):
             needs.append(_("the unit forum to send it to"))
         if row["via"]:
             needs.append(_("its own form (%(via)s)") % {"via": row["via"]})
+        needs.extend(row.get("guards", []))
         rows.append(
             {
                 "number": number,
