@@ -3,7 +3,8 @@
 ``demo_load`` builds the organisation (5 departments, 24 units), the forums with their members,
 one log-in per role, 15 measures with their recording handbooks, and loads generated data
 through the real import path (CSV file → import batch → validation → bulk writer), so the demo
-exercises what a real extract does and its batches show in the batch list.
+exercises what a real extract does and its batches show in the batch list. Then the
+improvement work of :mod:`demo.workflow` (initiatives along every path, meetings, votes …).
 
 The data is drawn with ``numpy.random.default_rng`` from fixed seeds, one stream per unit and
 measure, so a given end date always gives the same rows. Everything is fictional: subject keys
@@ -36,6 +37,14 @@ from django.utils import timezone
 
 from forums.enums import ForumKind, MembershipRole
 from forums.models import Forum, Membership
+from initiatives.models import (
+    Adoption,
+    Attachment,
+    Initiative,
+    PDSACycle,
+    SupportRequest,
+    VotingRound,
+)
 from measures.aggregation import series_recompute
 from measures.enums import (
     Direction,
@@ -50,6 +59,8 @@ from measures.models import ImportBatch, Measure, Observation
 from measures.services import import_batch_create, import_batch_process
 from units.enums import UnitKind
 from units.models import Affiliation, Department, Division, Unit
+
+from .workflow import demo_workflow_load
 
 #: Seed of every random stream; each unit × measure draws from ``default_rng([SEED, u, m])``.
 SEED = 20_240_101
@@ -1346,6 +1357,8 @@ class DemoSummary:
     measures: int = 0
     forums: int = 0
     observations: int = 0
+    initiatives: int = 0
+    meetings: int = 0
     batches: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -1427,6 +1440,14 @@ def demo_load(
             Measure.objects.filter(code__in=[m.code for m in MEASURES]).values_list("pk", flat=True)
         )
     )
+    # After the series: meeting agendas are proposed from the measures' signals too.
+    log("Creating the improvement work: initiatives, meetings, votes, scale-up…")
+    try:
+        with transaction.atomic():
+            work = demo_workflow_load(end=end, users=users, log=log)
+    except BaseException:
+        demo_delete()
+        raise
     return DemoSummary(
         created=True,
         end=end,
@@ -1437,6 +1458,8 @@ def demo_load(
         measures=len(MEASURES),
         forums=Forum.objects.filter(division__code=DIVISION_CODE).count(),
         observations=sum(batch.rows_new for batch in batches),
+        initiatives=work["initiatives"],
+        meetings=work["meetings"],
         batches=[batch.pk for batch in batches],
         seconds=time.monotonic() - started,
     )
@@ -1459,6 +1482,8 @@ def demo_delete() -> None:
             demo_codes | Q(unit__in=units) | Q(department__division=division)
         )
     try:
+        if division is not None:
+            _delete_workflow(division)
         _delete_demo_batches()
         Observation.objects.filter(Q(unit__in=units) | Q(measure__in=measures)).delete()
         measures.delete()
@@ -1471,6 +1496,18 @@ def demo_delete() -> None:
     except ProtectedError as exc:
         names = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
         raise DemoError(f"The demo cannot be deleted: other data refers to it ({names}).") from exc
+
+
+def _delete_workflow(division: Division) -> None:
+    """The improvement work first: it refers to the forums, units and measures (PROTECT)."""
+    initiatives = Initiative.objects.filter(forum__division=division)
+    VotingRound.objects.filter(initiative__in=initiatives).delete()
+    for attachment in Attachment.objects.filter(initiative__in=initiatives):
+        attachment.file.delete(save=False)
+    PDSACycle.objects.filter(initiative__in=initiatives).delete()
+    SupportRequest.objects.filter(initiative__in=initiatives).delete()
+    Adoption.objects.filter(initiative__in=initiatives).delete()
+    initiatives.delete()
 
 
 def _delete_demo_batches() -> None:

@@ -7,8 +7,8 @@ from demo.division import WEEKS, DemoError, DemoSummary, demo_load
 
 class Command(BaseCommand):
     help = (
-        "Create the demo division (Psykiatri) with its people, forums, measures and three "
-        "years of weekly data, unless it exists; then print the demo log-ins. Accounts with "
+        "Create the demo division (Psykiatri) with its people, forums, measures, three "
+        "years of weekly data and its improvement work, unless it exists; then print the demo log-ins. Accounts with "
         "the demo's usernames get the demo password when the demo is created."
     )
 
@@ -39,7 +39,8 @@ class Command(BaseCommand):
                     f"Demo division loaded in {summary.seconds:.1f} s: "
                     f"{summary.departments} departments, {summary.units} units, "
                     f"{summary.forums} forums, {summary.measures} measures, "
-                    f"{summary.observations:,} observations up to {summary.end} "
+                    f"{summary.observations:,} observations up to {summary.end}, "
+                    f"{summary.initiatives} initiatives, {summary.meetings} meetings "
                     f"(import batches {', '.join(f'#{pk}' for pk in summary.batches)})."
                 )
             )
