@@ -36,6 +36,8 @@ def _clean_starts_at(starts_at: datetime | None) -> datetime:
         raise _refuse(_("Say when the meeting starts."), "starts_at_required", "starts_at")
     if timezone.is_naive(starts_at):
         starts_at = timezone.make_aware(starts_at)
+    if not 1900 <= starts_at.year <= 2999:
+        raise _refuse(_("That is not a date a forum meets."), "bad_starts_at", "starts_at")
     return starts_at
 
 
@@ -92,9 +94,17 @@ def meeting_create(
             % {"forum": forum},
             "not_permitted",
         )
+    starts_at = _clean_starts_at(starts_at)
+    # A form sent twice (a double click, a reload) plans one meeting, not two.
+    if Meeting.objects.filter(forum=forum, starts_at=starts_at).exists():
+        raise _refuse(
+            _("%(forum)s already has a meeting at that time.") % {"forum": forum},
+            "duplicate",
+            "starts_at",
+        )
     meeting = Meeting(
         forum=forum,
-        starts_at=_clean_starts_at(starts_at),
+        starts_at=starts_at,
         location=_clean_location(location),
         minutes=(minutes or "").strip(),
         created_by=user,
@@ -132,6 +142,13 @@ def meeting_update(
     changes: dict[str, object] = {}
     if starts_at is not None:
         changes["starts_at"] = _clean_starts_at(starts_at)
+        clash = Meeting.objects.filter(forum_id=meeting.forum_id, starts_at=changes["starts_at"])
+        if clash.exclude(pk=meeting.pk).exists():
+            raise _refuse(
+                _("%(forum)s already has a meeting at that time.") % {"forum": meeting.forum},
+                "duplicate",
+                "starts_at",
+            )
     if location is not None:
         changes["location"] = _clean_location(location)
     if minutes is not None:

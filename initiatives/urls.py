@@ -6,7 +6,7 @@ must not import (DESIGN.md §3).
 
 from django.urls import path  # noqa: F401
 
-from . import views, views_notifications, views_support
+from . import views, views_forums, views_notifications, views_support
 
 app_name = "initiatives"
 
@@ -22,6 +22,28 @@ urlpatterns += [
     path("initiatives/<int:pk>/steps/<slug:name>/", views.initiative_step, name="step"),
     path("initiatives/<int:pk>/pdsa/new/", views.pdsa_new, name="pdsa-new"),
     path("help/workflow/", views.workflow_help, name="help-workflow"),
+]
+
+# Forums and meetings: the list, a forum's page, a meeting (record, agenda, print, export).
+urlpatterns += [
+    path("forums/", views_forums.forums, name="forum-list"),
+    path("forums/<int:pk>/", views_forums.forum, name="forum"),
+    path("forums/<int:pk>/meetings/new/", views_forums.meeting_new, name="meeting-new"),
+    path("meetings/<int:pk>/", views_forums.meeting, name="meeting"),
+    path("meetings/<int:pk>/remove/", views_forums.meeting_remove, name="meeting-remove"),
+    path("meetings/<int:pk>/print/", views_forums.meeting_print, name="meeting-print"),
+    path("meetings/<int:pk>/document.docx", views_forums.meeting_export, name="meeting-export"),
+    path("meetings/<int:pk>/agenda/", views_forums.agenda_add, name="agenda-add"),
+    path(
+        "meetings/<int:pk>/agenda/proposed/",
+        views_forums.agenda_add_proposed,
+        name="agenda-add-proposed",
+    ),
+    path("agenda-items/<int:pk>/", views_forums.agenda_item_edit, name="agenda-item-edit"),
+    path("agenda-items/<int:pk>/move/", views_forums.agenda_item_move, name="agenda-item-move"),
+    path(
+        "agenda-items/<int:pk>/remove/", views_forums.agenda_item_remove, name="agenda-item-remove"
+    ),
 ]
 
 # Support requests (the support unit's queue; asking, from an initiative's page) and files.

@@ -13,6 +13,7 @@ from rest_framework.routers import DefaultRouter
 
 from dashboards import views as dashboard_views
 from initiatives.api import InitiativeViewSet, PDSACycleViewSet, WorkflowViewSet
+from initiatives.api_forums import AgendaItemViewSet, ForumViewSet, MeetingViewSet
 from initiatives.api_notifications import NotificationViewSet
 from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
 
@@ -41,6 +42,9 @@ router.register("series", SeriesViewSet, basename="series")
 router.register("initiatives", InitiativeViewSet, basename="initiative")
 router.register("pdsa-cycles", PDSACycleViewSet, basename="pdsa-cycle")
 router.register("workflow", WorkflowViewSet, basename="workflow")
+router.register("forums", ForumViewSet, basename="forum")
+router.register("meetings", MeetingViewSet, basename="meeting")
+router.register("agenda-items", AgendaItemViewSet, basename="agenda-item")
 router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [

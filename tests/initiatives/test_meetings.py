@@ -468,3 +468,16 @@ def test_an_item_edit_over_text_changed_meanwhile_is_refused(wf):
     assert _refused(
         lambda: agenda.agenda_item_update(user=wf.people["chair"], item=stale, title="  ")
     ) == {"title_required"}
+
+
+def test_the_same_meeting_planned_twice_is_planned_once(wf):
+    when = timezone.now() + timedelta(days=3)
+    meeting_create(user=wf.people["chair"], forum=wf.forums["unit"], starts_at=when)
+    assert _refused(
+        lambda: meeting_create(
+            user=wf.people["unit_secretary"], forum=wf.forums["unit"], starts_at=when
+        )
+    ) == {"duplicate"}
+    # Another forum may meet at that time.
+    meeting_create(user=wf.people["dept_chair"], forum=wf.forums["dept"], starts_at=when)
+    assert Meeting.objects.count() == 2
