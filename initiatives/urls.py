@@ -4,9 +4,9 @@ Forum and meeting pages live here, not in ``forums``: they list initiatives, whi
 must not import (DESIGN.md §3).
 """
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-from . import views, views_forums, views_notifications, views_support
+from . import views, views_forums, views_notifications, views_scale_up, views_support
 
 app_name = "initiatives"
 
@@ -96,4 +96,18 @@ urlpatterns += [
         views_notifications.notification_settings,
         name="notification-settings",
     ),
+]
+
+# Scale-up: the board's plan, a department's spread, a unit's adoption, the board's overview.
+urlpatterns += [
+    path(
+        "initiatives/<int:pk>/scale-up/", views_scale_up.scale_up_plan_new, name="scale_up_plan"
+    ),
+    path(
+        "initiatives/<int:pk>/department-spread/",
+        views_scale_up.department_spread_new,
+        name="department_spread",
+    ),
+    path("adoptions/<int:pk>/", views_scale_up.adoption_edit, name="adoption"),
+    path("spread/", views_scale_up.spread, name="spread"),
 ]
