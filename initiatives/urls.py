@@ -7,6 +7,7 @@ must not import (DESIGN.md §3).
 from django.urls import path
 
 from . import views, views_forums, views_notifications, views_scale_up, views_support
+from .views_voting import round_close, round_open, vote, voting_board, voting_round
 
 app_name = "initiatives"
 
@@ -110,4 +111,13 @@ urlpatterns += [
     ),
     path("adoptions/<int:pk>/", views_scale_up.adoption_edit, name="adoption"),
     path("spread/", views_scale_up.spread, name="spread"),
+]
+
+# Board voting: the board's open rounds, a round (ballot, result), opening and closing one.
+urlpatterns += [
+    path("voting/", voting_board, name="voting-board"),
+    path("voting/<int:pk>/", voting_round, name="voting-round"),
+    path("voting/<int:pk>/vote/", vote, name="voting-vote"),
+    path("voting/<int:pk>/close/", round_close, name="voting-close"),
+    path("initiatives/<int:pk>/voting/open/", round_open, name="voting-open"),
 ]
