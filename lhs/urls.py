@@ -16,6 +16,7 @@ from initiatives.api import InitiativeViewSet, PDSACycleViewSet, WorkflowViewSet
 from initiatives.api_forums import AgendaItemViewSet, ForumViewSet, MeetingViewSet
 from initiatives.api_notifications import NotificationViewSet
 from initiatives.api_scale_up import AdoptionViewSet, EffectViewSet, ScaleUpPlanViewSet
+from initiatives.api_voting import VotingRoundViewSet
 from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
 
 
@@ -50,6 +51,7 @@ router.register("notifications", NotificationViewSet, basename="notification")
 router.register("scale-up-plans", ScaleUpPlanViewSet, basename="scale-up-plan")
 router.register("adoptions", AdoptionViewSet, basename="adoption")
 router.register("effects", EffectViewSet, basename="effect")
+router.register("voting-rounds", VotingRoundViewSet, basename="voting-round")
 
 urlpatterns = [
     path("", dashboard_views.home, name="home"),

@@ -179,3 +179,26 @@ def test_the_chair_and_the_beat_closing_at_once_record_one_result(wf):
         ).count()
         == 1
     )
+
+
+def test_twenty_simultaneous_api_posts_by_one_member_answer_200_and_leave_one_vote(wf):
+    """Two tabs, a double click, a retrying client: every post is answered, none with a 500."""
+    from rest_framework.test import APIClient
+
+    voting_round = _open_round(wf)
+    member = wf.people["board"]
+
+    def post(i):
+        def call():
+            client = APIClient()
+            client.force_authenticate(member)
+            return client.post(
+                f"/api/voting-rounds/{voting_round.pk}/votes/",
+                {"choice": ["approve", "reject"][i % 2]},
+                format="json",
+            ).status_code
+
+        return call
+
+    assert _together([post(i) for i in range(20)]) == [200] * 20
+    assert Vote.objects.filter(round=voting_round).count() == 1
