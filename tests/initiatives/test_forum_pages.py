@@ -566,3 +566,35 @@ def test_the_export_opens_as_a_word_document(client, wf, meeting):
     event = AuditEvent.objects.get(action=AuditAction.DOWNLOAD)
     assert event.actor_id == wf.people["dept_chair"].pk
     assert event.target == f"meeting {meeting.pk} document"
+
+
+def _meeting_page_queries(client, meeting) -> int:
+    url = reverse("initiatives:meeting", args=[meeting.pk])
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_the_meeting_page_costs_the_same_with_one_or_many_things(client, wf, meeting):
+    _as(client, wf, "chair")
+
+    def business(n):
+        for i in range(n):
+            initiative = log(wf, "unit", title=f"Idea {n}-{i}")
+            agenda.agenda_item_add(user=wf.people["chair"], meeting=meeting, title=f"T {n}-{i}")
+            initiative_transition(
+                initiative=initiative,
+                user=wf.people["chair"],
+                transition="start_testing",
+                meeting=meeting,
+            )
+            log(wf, "unit", title=f"Waiting {n}-{i}")  # a proposal
+
+    business(1)
+    one = _meeting_page_queries(client, meeting)
+    business(10)
+    many = _meeting_page_queries(client, meeting)
+    html = client.get(reverse("initiatives:meeting", args=[meeting.pk])).content.decode()
+    assert "Waiting 10-9" in html and "T 10-9" in html
+    assert many == one, (one, many)
