@@ -336,6 +336,8 @@ SPECTACULAR_SETTINGS = {
         "InitiativeKindEnum": "initiatives.enums.InitiativeKind",
         "OriginKindEnum": "initiatives.enums.OriginKind",
         "ForumKindEnum": "forums.enums.ForumKind",
+        "SupportKindEnum": "initiatives.enums.SupportKind",
+        "SupportStateEnum": "initiatives.enums.SupportState",
     },
 }
 

@@ -15,6 +15,7 @@ from dashboards import views as dashboard_views
 from initiatives.api import InitiativeViewSet, PDSACycleViewSet, WorkflowViewSet
 from initiatives.api_forums import AgendaItemViewSet, ForumViewSet, MeetingViewSet
 from initiatives.api_notifications import NotificationViewSet
+from initiatives.api_support import AttachmentViewSet, SupportRequestViewSet
 from initiatives.api_scale_up import AdoptionViewSet, EffectViewSet, ScaleUpPlanViewSet
 from initiatives.api_voting import VotingRoundViewSet
 from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
@@ -48,6 +49,8 @@ router.register("forums", ForumViewSet, basename="forum")
 router.register("meetings", MeetingViewSet, basename="meeting")
 router.register("agenda-items", AgendaItemViewSet, basename="agenda-item")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("support-requests", SupportRequestViewSet, basename="support-request")
+router.register("attachments", AttachmentViewSet, basename="attachment")
 router.register("scale-up-plans", ScaleUpPlanViewSet, basename="scale-up-plan")
 router.register("adoptions", AdoptionViewSet, basename="adoption")
 router.register("effects", EffectViewSet, basename="effect")
