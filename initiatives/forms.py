@@ -18,6 +18,7 @@ from measures.models import Measure
 from units.models import Department, Unit
 
 from . import workflow
+from .attachments import ACCEPT as ATTACHMENT_ACCEPT
 from .enums import Effort, InitiativeKind, OriginKind, State
 from .rules import pdsa_units
 from .selectors import (
@@ -162,6 +163,17 @@ class InitiativeForm(forms.Form):
     )
     effort = forms.ChoiceField(
         label=_("Effort"), choices=[("", _("Not estimated")), *Effort.choices], required=False
+    )
+    # Attached in the same transaction as the initiative is logged (initiatives.attachments):
+    # a refused file logs nothing, and says why next to this field.
+    file = forms.FileField(
+        label=_("Attach a file"),
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ATTACHMENT_ACCEPT}),
+        help_text=_(
+            "Optional: a plan, a report or a picture (PDF, image, Word, Excel, PowerPoint, "
+            "OpenDocument, text or CSV). More can be attached on the initiative's page."
+        ),
     )
 
     def __init__(self, *args, forum: Forum, **kwargs):

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,6 +23,7 @@ from forums.enums import ForumKind
 from forums.models import Forum
 
 from . import workflow
+from .attachments import attachment_add
 from .diagram import workflow_svg
 from .enums import State
 from .forms import (
@@ -144,25 +146,34 @@ def initiative_new(request, forum_pk: int | None = None):
             raise PermissionDenied(_("Choose the forum to log it in."))
         return render(request, "initiatives/new.html", {"forums": forums, "forum": None})
 
-    form = InitiativeForm(request.POST if request.method == "POST" else None, forum=forum)
+    if request.method == "POST":
+        form = InitiativeForm(request.POST, request.FILES, forum=forum)
+    else:
+        form = InitiativeForm(forum=forum)
     status = 200
     if form.is_bound:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                initiative = initiative_create(
-                    user=request.user,
-                    forum=forum,
-                    title=data["title"],
-                    description=data["description"],
-                    kind=data["kind"],
-                    origin_kind=data["origin_kind"],
-                    origin_unit=data["origin_unit"],
-                    origin_reference=data["origin_reference"],
-                    measures=data["measures"],
-                    expected_benefit=data["expected_benefit"],
-                    effort=data["effort"],
-                )
+                # The initiative and its first file together: a refused file logs nothing.
+                with transaction.atomic():
+                    initiative = initiative_create(
+                        user=request.user,
+                        forum=forum,
+                        title=data["title"],
+                        description=data["description"],
+                        kind=data["kind"],
+                        origin_kind=data["origin_kind"],
+                        origin_unit=data["origin_unit"],
+                        origin_reference=data["origin_reference"],
+                        measures=data["measures"],
+                        expected_benefit=data["expected_benefit"],
+                        effort=data["effort"],
+                    )
+                    if data.get("file"):
+                        attachment_add(
+                            user=request.user, initiative=initiative, upload=data["file"]
+                        )
             except ValidationError as error:
                 add_service_error(form, error)
                 status = refusal_status(error)

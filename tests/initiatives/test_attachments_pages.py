@@ -298,3 +298,51 @@ def test_deleting_twice_and_by_the_wrong_method(wf):
     assert _delete(client, attachment).status_code == 404
     anonymous = client_for(wf, None).post(url)
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+# --- a file with the log form ---------------------------------------------------------------
+
+
+def _log_form(wf, person="chair", **extra):
+    url = reverse("initiatives:forum-initiative-new", args=[wf.forums["unit"].pk])
+    data = {"title": "Morgonmöte med patienten", "kind": "idea", "origin_kind": "unit", **extra}
+    return client_for(wf, person).post(url, data)
+
+
+def test_the_log_form_offers_a_file(wf):
+    url = reverse("initiatives:forum-initiative-new", args=[wf.forums["unit"].pk])
+    html = client_for(wf, "chair").get(url).content.decode()
+    assert 'enctype="multipart/form-data"' in html and 'type="file" name="file"' in html
+
+
+def test_logging_with_a_file_attaches_it(wf, settings):
+    from initiatives.models import Initiative
+
+    upload = SimpleUploadedFile("Plan för mötet.pdf", PDF, content_type="application/pdf")
+    response = _log_form(wf, file=upload)
+    assert response.status_code == 302
+    initiative = Initiative.objects.get()
+    (attachment,) = initiative.attachments.all()
+    assert attachment.original_name == "Plan för mötet.pdf"
+    assert attachment.uploaded_by == wf.people["chair"]
+    assert len(stored_files(settings)) == 1
+
+
+def test_logging_without_a_file(wf, settings):
+    from initiatives.models import Initiative
+
+    assert _log_form(wf).status_code == 302
+    assert Initiative.objects.count() == 1 and not Attachment.objects.exists()
+
+
+def test_a_refused_file_logs_nothing_and_keeps_what_was_typed(wf, settings):
+    from initiatives.models import Activity, Initiative
+
+    upload = SimpleUploadedFile("plan.pdf", HTML, content_type="application/pdf")
+    response = _log_form(wf, file=upload, description="Vi provar i två veckor")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "“plan.pdf” is a web page (HTML)" in html and 'id="id_file_error"' in html
+    assert "Morgonmöte med patienten" in html and "Vi provar i två veckor" in html
+    assert not Initiative.objects.exists() and not Activity.objects.exists()
+    assert not Attachment.objects.exists() and stored_files(settings) == []
