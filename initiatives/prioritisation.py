@@ -690,7 +690,7 @@ def scoring_forums(initiative: Initiative) -> list[Forum]:
         Forum.objects.filter(
             Q(pk=initiative.forum_id) | Q(pk__in=had) | Q(pk__in=scored),
             kind__in=(ForumKind.DEPARTMENT_GROUP, ForumKind.DIVISION_BOARD),
-        ).order_by("-kind", "name", "pk")
+        ).order_by("kind", "name", "pk")
     )
 
 
@@ -788,6 +788,10 @@ class Dialogue:
     @property
     def disagreements(self) -> list[SharedInitiative]:
         return [s for s in self.shared if s.disagrees]
+
+    @property
+    def disagreed_pks(self) -> frozenset[int]:
+        return frozenset(s.pk for s in self.shared if s.disagrees)
 
     places = DISAGREEMENT_PLACES
     points = DISAGREEMENT_POINTS

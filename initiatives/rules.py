@@ -538,3 +538,6 @@ rules.add_perm("initiatives.score_initiative", can_score_initiative)
 rules.add_perm("initiatives.score_in_forum", can_score_in_forum)
 rules.add_perm("initiatives.configure_criteria", can_configure_criteria)
 rules.add_perm("initiatives.view_prioritisation", can_view_prioritisation)
+# As a rule too, for templates that must not offer an admin a page a forum does not have
+# (``{% test_rule "initiatives.view_prioritisation" user forum as x %}``).
+rules.add_rule("initiatives.view_prioritisation", can_view_prioritisation)

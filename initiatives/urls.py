@@ -7,6 +7,7 @@ must not import (DESIGN.md §3).
 from django.urls import path
 
 from . import views, views_forums, views_notifications, views_scale_up, views_support
+from . import views_prioritisation as prioritisation
 from .views_voting import round_close, round_open, vote, voting_board, voting_round
 
 app_name = "initiatives"
@@ -120,4 +121,25 @@ urlpatterns += [
     path("voting/<int:pk>/vote/", vote, name="voting-vote"),
     path("voting/<int:pk>/close/", round_close, name="voting-close"),
     path("initiatives/<int:pk>/voting/open/", round_open, name="voting-open"),
+]
+
+# Prioritisation: the forums that prioritise, a forum's ranked list and impact/effort view,
+# its criteria (the chair's), a member's scores of an initiative, a department's dialogue.
+urlpatterns += [
+    path("prioritisation/", prioritisation.index, name="prioritisation-index"),
+    path(
+        "forums/<int:pk>/prioritisation/",
+        prioritisation.forum_prioritisation,
+        name="prioritisation",
+    ),
+    path("forums/<int:pk>/prioritisation/criteria/", prioritisation.criteria, name="criteria"),
+    path("criteria/<int:pk>/", prioritisation.criterion_edit, name="criterion-edit"),
+    path("criteria/<int:pk>/active/", prioritisation.criterion_active, name="criterion-active"),
+    path("criteria/<int:pk>/move/", prioritisation.criterion_order, name="criterion-move"),
+    path(
+        "forums/<int:pk>/prioritisation/initiatives/<int:initiative_pk>/",
+        prioritisation.score,
+        name="score",
+    ),
+    path("departments/<slug:code>/dialogue/", prioritisation.department_dialogue, name="dialogue"),
 ]

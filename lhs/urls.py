@@ -15,6 +15,7 @@ from dashboards import views as dashboard_views
 from initiatives.api import InitiativeViewSet, PDSACycleViewSet, WorkflowViewSet
 from initiatives.api_forums import AgendaItemViewSet, ForumViewSet, MeetingViewSet
 from initiatives.api_notifications import NotificationViewSet
+from initiatives.api_prioritisation import CriterionViewSet, RankingViewSet, ScoreViewSet
 from initiatives.api_support import AttachmentViewSet, SupportRequestViewSet
 from initiatives.api_scale_up import AdoptionViewSet, EffectViewSet, ScaleUpPlanViewSet
 from initiatives.api_voting import VotingRoundViewSet
@@ -55,6 +56,9 @@ router.register("scale-up-plans", ScaleUpPlanViewSet, basename="scale-up-plan")
 router.register("adoptions", AdoptionViewSet, basename="adoption")
 router.register("effects", EffectViewSet, basename="effect")
 router.register("voting-rounds", VotingRoundViewSet, basename="voting-round")
+router.register("criteria", CriterionViewSet, basename="criterion")
+router.register("scores", ScoreViewSet, basename="score")
+router.register("rankings", RankingViewSet, basename="ranking")
 
 urlpatterns = [
     path("", dashboard_views.home, name="home"),
