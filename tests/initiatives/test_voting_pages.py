@@ -382,3 +382,17 @@ def test_the_panel_holds_the_ballot_for_members_and_the_result_after(wf):
 def test_the_panel_is_empty_where_no_vote_is_held(wf):
     idea = log(wf, "unit")
     assert "Board vote on scale-up" not in _initiative_page(wf, "chair", idea)
+
+
+def test_board_members_find_the_open_votes_in_the_navigation(wf):
+    url = reverse("initiatives:voting-board")
+    assert (
+        f'href="{url}"'
+        in client_for(wf, "board").get(reverse("initiatives:initiative-list")).content.decode()
+    )
+    assert (
+        f'href="{url}"'
+        not in client_for(wf, "clinician")
+        .get(reverse("initiatives:initiative-list"))
+        .content.decode()
+    )
