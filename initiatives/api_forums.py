@@ -8,7 +8,6 @@ agenda items only where ``forums.rules.forums_with_readable_meetings`` allows (o
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
@@ -20,6 +19,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from forums.enums import ForumKind, MembershipRole
@@ -29,6 +29,7 @@ from measures.api import Pagination, error_responses
 from measures.models import Measure
 
 from . import agenda
+from .api import PKRef
 from .models import Activity, AgendaItem, Initiative
 from .selectors_forums import forums_listed, meetings_for_api, visible_meetings
 
@@ -221,7 +222,7 @@ class MeetingSerializer(serializers.ModelSerializer):
 
 
 class MeetingCreateSerializer(serializers.Serializer):
-    forum = serializers.PrimaryKeyRelatedField(queryset=Forum.objects.all())
+    forum = PKRef(queryset=Forum.objects.all())
     starts_at = _DateTimeField()
     location = serializers.CharField(max_length=200, required=False, allow_blank=True)
     present = serializers.ListField(
@@ -268,22 +269,6 @@ class ProposalAddSerializer(serializers.Serializer):
     )
 
 
-def _users(ids):
-    return list(get_user_model().objects.filter(pk__in=ids)) if ids is not None else None
-
-
-def _missing_users(ids, users) -> bool:
-    return ids is not None and len(set(ids)) != len(users)
-
-
-def _present(data):
-    ids = data.get("present")
-    users = _users(ids)
-    if _missing_users(ids, users):
-        raise serializers.ValidationError({"present": [_("Choose the members who were there.")]})
-    return users
-
-
 _FORUM_FILTER = OpenApiParameter(
     "forum", OpenApiTypes.INT, description=_("Only the meetings of this forum.")
 )
@@ -318,6 +303,7 @@ class MeetingViewSet(
     serializer_class = MeetingSerializer
     pagination_class = Pagination
     schema = _PatchWithRequiredSchema()
+    parser_classes = [JSONParser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -346,7 +332,7 @@ class MeetingViewSet(
             forum=data["forum"],
             starts_at=data["starts_at"],
             location=data.get("location", ""),
-            present=_present(data) or (),
+            present=data.get("present", ()),
             minutes=data.get("minutes", ""),
         )
         return self._answer(meeting, status.HTTP_201_CREATED)
@@ -362,7 +348,7 @@ class MeetingViewSet(
             version=data["version"],
             starts_at=data.get("starts_at"),
             location=data.get("location"),
-            present=_present(data),
+            present=data.get("present"),
             minutes=data.get("minutes"),
         )
         return self._answer(meeting)
@@ -372,7 +358,7 @@ class MeetingViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: ProposalSerializer(many=True), **error_responses(*_READ)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def proposals(self, request, pk=None):
         """What waits for the forum and is not on the agenda yet (for its chair and secretary;
         others get an empty list)."""
@@ -405,12 +391,8 @@ class MeetingViewSet(
 class AgendaItemCreateSerializer(serializers.Serializer):
     meeting = serializers.IntegerField(min_value=1, max_value=_INT_MAX)
     title = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    initiative = serializers.PrimaryKeyRelatedField(
-        queryset=Initiative.objects.all(), required=False, allow_null=True
-    )
-    measure = serializers.PrimaryKeyRelatedField(
-        queryset=Measure.objects.all(), required=False, allow_null=True
-    )
+    initiative = PKRef(queryset=Initiative.objects.all(), required=False, allow_null=True)
+    measure = PKRef(queryset=Measure.objects.all(), required=False, allow_null=True)
     notes = serializers.CharField(required=False, allow_blank=True)
 
 
@@ -467,6 +449,7 @@ class AgendaItemViewSet(
 
     serializer_class = AgendaItemSerializer
     pagination_class = Pagination
+    parser_classes = [JSONParser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -492,7 +475,7 @@ class AgendaItemViewSet(
         data = form.validated_data
         meeting = visible_meetings(request.user).filter(pk=data["meeting"]).first()
         if meeting is None:
-            raise serializers.ValidationError({"meeting": [_("No such meeting that you may see.")]})
+            raise NotFound(_("No such meeting that you may see."))
         item = agenda.agenda_item_add(
             user=request.user,
             meeting=meeting,

@@ -99,6 +99,10 @@ def test_chair_and_secretary_create_meetings(wf):
     assert refused.status_code == 400 and refused.json()["code"] == "not_a_member"
     unknown = {**data, "starts_at": timezone.now().isoformat(), "present": [2**31 - 1]}
     assert _api(wf, "chair").post("/api/meetings/", unknown, format="json").status_code == 400
+    nowhere = {**data, "forum": 2**31 - 1}
+    assert _api(wf, "chair").post("/api/meetings/", nowhere, format="json").status_code == 404
+    form = _api(wf, "chair").post("/api/meetings/", data)  # multipart: JSON only
+    assert form.status_code == 415
     assert Meeting.objects.count() == 1
 
 
@@ -186,7 +190,7 @@ def test_agenda_items_are_added_moved_edited_and_removed(wf, meeting):
     hidden = _api(wf, "outsider").post(
         "/api/agenda-items/", {"meeting": meeting.pk, "title": "C"}, format="json"
     )
-    assert hidden.status_code == 400
+    assert hidden.status_code == 404
 
     order = chair.post(
         f"/api/agenda-items/{linked.json()['id']}/move/", {"position": 1}, format="json"
