@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.utils import timezone
 
 from .enums import RoundStatus
 from .models import Initiative, Vote, VotingRound
@@ -77,6 +78,10 @@ class RoundView:
     @property
     def is_open(self) -> bool:
         return self.round.status == RoundStatus.OPEN
+
+    @property
+    def deadline_passed(self) -> bool:
+        return self.round.deadline <= timezone.now()
 
     @property
     def cast(self) -> int:

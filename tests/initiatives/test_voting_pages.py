@@ -396,3 +396,11 @@ def test_board_members_find_the_open_votes_in_the_navigation(wf):
         .get(reverse("initiatives:initiative-list"))
         .content.decode()
     )
+
+
+def test_after_the_deadline_the_page_says_the_round_is_closing_and_offers_no_ballot(wf):
+    voting_round = opened(wf)
+    VotingRound.objects.filter(pk=voting_round.pk).update(deadline=soon(-1))
+    page = client_for(wf, "board").get(reverse("initiatives:voting-round", args=[voting_round.pk]))
+    assert b"The deadline has passed" in page.content
+    assert _vote_url(voting_round).encode() not in page.content
