@@ -8,6 +8,7 @@ Units and measures are named by their codes, forums and meetings by their ids.
 
 from __future__ import annotations
 
+from django import forms
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,7 +17,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from forums.models import Forum, Meeting
@@ -34,6 +36,32 @@ from .services import initiative_create, initiative_move, initiative_update, pds
 from .workflow import Move
 
 _READ = (401, 403, 404)
+#: Ids in paths, filters and bodies: what the database's integer holds.
+MAX_ID = 2**31 - 1
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+class _NotFoundOnMissing:
+    """A reference to something that does not exist is a 404 (the request was well formed:
+    there is no such forum, unit or measure), not a 400."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if any(getattr(e, "code", "") == "does_not_exist" for e in error.detail):
+                raise NotFound(error.detail[0]) from error
+            raise
+
+
+class PKRef(_NotFoundOnMissing, serializers.PrimaryKeyRelatedField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("pk_field", serializers.IntegerField(min_value=1, max_value=MAX_ID))
+        super().__init__(**kwargs)
+
+
+class CodeRef(_NotFoundOnMissing, serializers.SlugRelatedField):
+    pass
 
 
 # -- serializers ------------------------------------------------------------------------------
@@ -86,14 +114,12 @@ class InitiativeSerializer(serializers.ModelSerializer):
 class InitiativeCreateSerializer(serializers.Serializer):
     """Logging an initiative (``initiative_create``): who may log where is the service's rule."""
 
-    forum = serializers.PrimaryKeyRelatedField(
-        queryset=Forum.objects.all(), help_text=_("The forum to log it in.")
-    )
-    title = serializers.CharField(max_length=200)
+    forum = PKRef(queryset=Forum.objects.all(), help_text=_("The forum to log it in."))
+    title = serializers.CharField(max_length=200, min_length=1)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(choices=InitiativeKind.choices)
     origin_kind = serializers.ChoiceField(choices=OriginKind.choices)
-    origin_unit = serializers.SlugRelatedField(
+    origin_unit = CodeRef(
         slug_field="code",
         queryset=Unit.objects.all(),
         required=False,
@@ -104,7 +130,7 @@ class InitiativeCreateSerializer(serializers.Serializer):
     origin_reference = serializers.CharField(
         max_length=500, required=False, allow_blank=True, default=""
     )
-    measures = serializers.SlugRelatedField(
+    measures = CodeRef(
         slug_field="code", queryset=Measure.objects.all(), many=True, required=False, default=list
     )
     expected_benefit = serializers.CharField(required=False, allow_blank=True, default="")
@@ -120,9 +146,7 @@ class InitiativeUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     expected_benefit = serializers.CharField(required=False, allow_blank=True)
     effort = serializers.ChoiceField(choices=Effort.choices, required=False, allow_blank=True)
-    measures = serializers.SlugRelatedField(
-        slug_field="code", queryset=Measure.objects.all(), many=True, required=False
-    )
+    measures = CodeRef(slug_field="code", queryset=Measure.objects.all(), many=True, required=False)
     version = serializers.IntegerField(
         required=False, min_value=0, help_text=_("The version you read; 409 if it has moved.")
     )
@@ -150,10 +174,10 @@ class TransitionRequestSerializer(serializers.Serializer):
         choices=State.choices, help_text=_("The state to move it to, by the table's one step.")
     )
     comment = serializers.CharField(required=False, allow_blank=True, default="")
-    target_forum = serializers.PrimaryKeyRelatedField(
+    target_forum = PKRef(
         queryset=Forum.objects.all(), required=False, allow_null=True, default=None
     )
-    meeting = serializers.PrimaryKeyRelatedField(
+    meeting = PKRef(
         queryset=Meeting.objects.all(),
         required=False,
         allow_null=True,
@@ -202,9 +226,9 @@ class ActivitySerializer(serializers.ModelSerializer):
 
 
 class PDSACycleSerializer(serializers.ModelSerializer):
-    initiative = serializers.PrimaryKeyRelatedField(queryset=Initiative.objects.none())
-    unit = serializers.SlugRelatedField(slug_field="code", queryset=Unit.objects.all())
-    measure = serializers.SlugRelatedField(
+    initiative = PKRef(queryset=Initiative.objects.none())
+    unit = CodeRef(slug_field="code", queryset=Unit.objects.all())
+    measure = CodeRef(
         slug_field="code",
         queryset=Measure.objects.all(),
         required=False,
@@ -265,16 +289,38 @@ class WorkflowStepSerializer(serializers.Serializer):
 
 _FILTERS = [
     OpenApiParameter("q", str, description=_("Words in the title, description or reference.")),
-    OpenApiParameter("forum", int, description=_("The forum it sits in.")),
+    OpenApiParameter("forum", _ID, description=_("The forum it sits in.")),
     OpenApiParameter("state", str, enum=[s.value for s in State]),
     OpenApiParameter("kind", str, enum=[k.value for k in InitiativeKind]),
     OpenApiParameter("origin", str, enum=[o.value for o in OriginKind]),
-    OpenApiParameter("department", int, description=_("Its department's id.")),
+    OpenApiParameter("department", _ID, description=_("Its department's id.")),
     OpenApiParameter("mine", bool, description=_("Logged by me, or sitting in a forum I sit in.")),
     OpenApiParameter(
         "sort", str, enum=sorted(SORT_KEYS), description=_("``-`` first: descending.")
     ),
 ]
+
+
+class ApiFilterForm(InitiativeFilterForm):
+    """The list page's filters, with a forum or department named by an id that may match
+    nothing (an empty list, as any other filter that matches nothing)."""
+
+    # ``initiative_search`` filters by the id as by the forum itself.
+    forum = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    department = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    mine = forms.TypedChoiceField(
+        required=False,
+        choices=[("true", "true"), ("false", "false")],
+        coerce=lambda value: value == "true",
+        empty_value=False,
+    )
+
+    def clean(self):
+        # A filter given empty is not one of its values (the schema's enums and integers).
+        for name in self.fields:
+            if name != "q" and name in self.data and self.data.get(name) == "":
+                self.add_error(name, _("Leave the filter out rather than give it empty."))
+        return super().clean()
 
 
 def _steps(user, initiative: Initiative) -> list[dict]:
@@ -312,12 +358,14 @@ class InitiativeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     serializer_class = InitiativeSerializer
     pagination_class = Pagination
+    parser_classes = [JSONParser]
+    lookup_value_regex = "[0-9]{1,9}"  # a longer number is no id of ours: 404
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
         initiatives = visible_initiatives(self.request.user)
         if self.action == "list":
-            form = InitiativeFilterForm(self.request.query_params)
+            form = ApiFilterForm(self.request.query_params)
             if not form.is_valid():
                 raise ValidationError(form.errors.get_json_data())
             return initiative_search(
@@ -330,7 +378,8 @@ class InitiativeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(
         summary=_("Log an initiative"),
         request=InitiativeCreateSerializer,
-        responses={201: InitiativeSerializer, **error_responses(400, 401, 403)},
+        # 404: the forum, unit or a measure named does not exist.
+        responses={201: InitiativeSerializer, **error_responses(400, 401, 403, 404)},
     )
     def create(self, request):
         incoming = InitiativeCreateSerializer(data=request.data)
@@ -399,14 +448,14 @@ class InitiativeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         summary=_("PDSA cycles"),
         parameters=[
             OpenApiParameter("unit", str, description=_("A unit's code.")),
-            OpenApiParameter("initiative", int, description=_("An initiative's id.")),
+            OpenApiParameter("initiative", _ID, description=_("An initiative's id.")),
         ],
         responses={200: PDSACycleSerializer(many=True), **error_responses(400, *_READ)},
     ),
     retrieve=extend_schema(responses={200: PDSACycleSerializer, **error_responses(*_READ)}),
     create=extend_schema(
         summary=_("Record a PDSA cycle"),
-        responses={201: PDSACycleSerializer, **error_responses(400, 401, 403)},
+        responses={201: PDSACycleSerializer, **error_responses(400, 401, 403, 404)},
     ),
 )
 class PDSACycleViewSet(
@@ -420,6 +469,8 @@ class PDSACycleViewSet(
 
     serializer_class = PDSACycleSerializer
     pagination_class = Pagination
+    parser_classes = [JSONParser]
+    lookup_value_regex = "[0-9]{1,9}"
 
     def get_queryset(self):
         cycles = PDSACycle.objects.filter(
@@ -430,8 +481,8 @@ class PDSACycleViewSet(
             initiative = self.request.query_params.get("initiative")
             if unit:
                 cycles = cycles.filter(unit__code=unit)
-            if initiative:
-                if not initiative.isdigit():
+            if initiative is not None:
+                if not initiative.isdigit() or not 1 <= int(initiative) <= MAX_ID:
                     raise ValidationError({"initiative": [_("An initiative's id is a number.")]})
                 cycles = cycles.filter(initiative_id=int(initiative))
         return cycles.order_by("start_date", "pk")

@@ -436,3 +436,34 @@ def test_the_schema_has_the_paths_and_their_error_answers(wf):
     assert {"201", "400", "403"} <= set(paths["/api/initiatives/"]["post"]["responses"])
     assert "409" in paths["/api/initiatives/{id}/"]["patch"]["responses"]
     assert "put" not in paths["/api/initiatives/{id}/"]
+
+
+def test_references_to_nothing_are_404_and_malformed_filters_400(wf):
+    """What schemathesis holds the API to: a well-formed request naming something that does
+    not exist is a 404; a filter outside its schema (a negative id, a boolean "null") 400."""
+    client = api(wf, "chair")
+    body = {**NEW, "forum": wf.forums["unit"].pk}
+    assert (
+        client.post("/api/initiatives/", {**body, "forum": 99999}, format="json").status_code == 404
+    )
+    assert (
+        client.post("/api/initiatives/", {**body, "origin_unit": "NOPE"}, format="json").status_code
+        == 404
+    )
+    assert (
+        client.post("/api/initiatives/", {**body, "measures": ["nope"]}, format="json").status_code
+        == 404
+    )
+    cycle = {"initiative": 99999, "unit": "AFF-01", "plan": "x", "start_date": "2025-01-01"}
+    assert client.post("/api/pdsa-cycles/", cycle, format="json").status_code == 404
+    assert client.get("/api/initiatives/12345678901234567890/").status_code == 404
+    for query in ({"forum": -1}, {"forum": 2**40}, {"mine": "null"}, {"department": "x"}):
+        assert client.get("/api/initiatives/", query).status_code == 400, query
+    assert client.get("/api/initiatives/", {"forum": 99999}).data["count"] == 0
+    assert not Initiative.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["sort", "state", "kind", "origin", "forum", "department", "mine"])
+def test_an_empty_filter_is_refused(wf, name):
+    assert api(wf, "chair").get("/api/initiatives/", {name: ""}).status_code == 400
+    assert api(wf, "chair").get("/api/initiatives/", {"q": ""}).status_code == 200
