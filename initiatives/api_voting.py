@@ -17,15 +17,16 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from forums.models import Meeting
 from measures.api import Pagination, error_responses
 
 from .enums import RoundOutcome, RoundStatus, VoteChoice
-from .models import Initiative, Vote, VotingRound
+from .models import Vote, VotingRound
 from .rules import visible_initiatives
 from .selectors_voting import visible_rounds, votes_visible_to
 from .voting import MAX_COMMENT, vote_cast, voting_round_close, voting_round_open
@@ -35,6 +36,23 @@ _WRITE = (400, 401, 403, 404, 409)
 
 
 # -- serializers ------------------------------------------------------------------------------
+
+
+class CommentField(serializers.CharField):
+    """Free text, optional; a NUL (which no text here holds, and PostgreSQL refuses) is
+    dropped rather than refused."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("default", "")
+        kwargs.setdefault("max_length", MAX_COMMENT)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = data.replace("\x00", "")
+        return super().to_internal_value(data)
 
 
 class VotingRoundSerializer(serializers.ModelSerializer):
@@ -124,30 +142,22 @@ class RoundOpenSerializer(serializers.Serializer):
     """Opening a round (``voting_round_open``): the board's chair, on an initiative at the
     board; the service checks the deadline (in the future) and the quorum (1 … members)."""
 
-    initiative = serializers.PrimaryKeyRelatedField(queryset=Initiative.objects.none())
+    initiative = serializers.IntegerField(
+        help_text=_("The initiative's id (one you may not see, or none such: 404).")
+    )
     deadline = serializers.DateTimeField()
     quorum = serializers.IntegerField(min_value=1, max_value=10_000)
-    comment = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=MAX_COMMENT
-    )
-    meeting = serializers.PrimaryKeyRelatedField(
-        queryset=Meeting.objects.all(),
+    comment = CommentField()
+    meeting = serializers.IntegerField(
         required=False,
         allow_null=True,
         default=None,
-        help_text=_("A meeting of the board the decision to vote was taken in."),
+        help_text=_("The id of the board's meeting the decision to vote was taken in."),
     )
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        if user is not None:
-            self.fields["initiative"].queryset = visible_initiatives(user).select_related("forum")
 
 
 class RoundCloseSerializer(serializers.Serializer):
-    comment = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=MAX_COMMENT
-    )
+    comment = CommentField()
 
 
 class VoteSerializer(serializers.ModelSerializer):
@@ -171,9 +181,7 @@ class VoteSerializer(serializers.ModelSerializer):
 
 class VoteCastSerializer(serializers.Serializer):
     choice = serializers.ChoiceField(choices=VoteChoice.choices)
-    comment = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=MAX_COMMENT
-    )
+    comment = CommentField()
     interest_declared = serializers.BooleanField(
         required=False,
         default=False,
@@ -183,7 +191,7 @@ class VoteCastSerializer(serializers.Serializer):
 
 class RoundFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RoundStatus.choices, required=False)
-    initiative = serializers.IntegerField(required=False, min_value=1)
+    initiative = serializers.IntegerField(required=False)
 
 
 # -- views ------------------------------------------------------------------------------------
@@ -210,6 +218,8 @@ class VotingRoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = VotingRoundSerializer
     pagination_class = Pagination
     http_method_names = ["get", "post", "head", "options"]
+    # JSON only: a form body cannot say "no meeting" (null) for a number.
+    parser_classes = [parsers.JSONParser]
 
     def get_queryset(self):
         rounds = visible_rounds(self.request.user).prefetch_related(
@@ -230,12 +240,27 @@ class VotingRoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @extend_schema(
         summary=_("Open a round on an initiative at the board (its chair)"),
         request=RoundOpenSerializer,
-        responses={201: VotingRoundSerializer, **error_responses(400, 401, 403, 409)},
+        responses={201: VotingRoundSerializer, **error_responses(*_WRITE)},
     )
     def create(self, request):
-        incoming = RoundOpenSerializer(data=request.data, user=request.user)
+        incoming = RoundOpenSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        opened = voting_round_open(user=request.user, **incoming.validated_data)
+        data = dict(incoming.validated_data)
+        initiative = (
+            visible_initiatives(request.user)
+            .select_related("forum")
+            .filter(pk=data.pop("initiative"))
+            .first()
+        )
+        if initiative is None:
+            raise NotFound(_("No such initiative that you may see."))
+        meeting_id = data.pop("meeting")
+        meeting = Meeting.objects.filter(pk=meeting_id).first() if meeting_id else None
+        if meeting_id and meeting is None:
+            raise NotFound(_("No such meeting."))
+        opened = voting_round_open(
+            user=request.user, initiative=initiative, meeting=meeting, **data
+        )
         return Response(self._fresh(opened.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -86,7 +86,7 @@ def has_interest(user: AbstractBaseUser, initiative: Initiative) -> bool:
 
 
 def _clean_comment(comment: str) -> str:
-    comment = (comment or "").strip()
+    comment = (comment or "").replace("\x00", "").strip()  # PostgreSQL refuses NUL in text
     if len(comment) > MAX_COMMENT:
         raise _refuse(
             _("A comment may be at most %(n)s characters.") % {"n": MAX_COMMENT},
