@@ -22,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils.translation import get_language
 
 from forums.enums import ForumKind, MembershipRole
 from forums.models import Membership
+from initiatives.selectors import unit_events
 from lhs.collation import name_key
 from measures.enums import Frequency, MeasureKind, Scope, SeriesLevel
 from measures.models import Measure, Series
@@ -128,28 +132,38 @@ def visible_divisions() -> QuerySet[Division]:
 def grain_for(measure: Measure, wanted: str | None) -> str:
     """The wanted grain where the measure has it, else the measure's own frequency (a monthly
     measure has no weekly series)."""
-    if wanted and GRAIN_ORDER.index(wanted) >= GRAIN_ORDER.index(measure.frequency):
+    return _grain(measure.frequency, wanted)
+
+
+def _grain(frequency: str, wanted: str | None) -> str:
+    if wanted and GRAIN_ORDER.index(wanted) >= GRAIN_ORDER.index(frequency):
         return wanted
-    return measure.frequency
+    return frequency
+
+
+def _unit_measures(unit: Unit) -> Q:
+    return (
+        Q(scope=Scope.DIVISION)
+        | Q(scope=Scope.DEPARTMENT, department_id=unit.department_id)
+        | Q(scope=Scope.UNIT, unit_id=unit.pk)
+    )
+
+
+def _department_measures(department: Department) -> Q:
+    return Q(scope=Scope.DIVISION) | Q(scope=Scope.DEPARTMENT, department_id=department.pk)
 
 
 def measures_for_unit(unit: Unit) -> list[Measure]:
     """Every active measure that applies to the unit: its own local measures first, then the
     department's, then the division's (each by name)."""
-    measures = Measure.objects.active().filter(
-        Q(scope=Scope.DIVISION)
-        | Q(scope=Scope.DEPARTMENT, department_id=unit.department_id)
-        | Q(scope=Scope.UNIT, unit_id=unit.pk)
-    )
+    measures = Measure.objects.active().filter(_unit_measures(unit))
     order = {Scope.UNIT: 0, Scope.DEPARTMENT: 1, Scope.DIVISION: 2}
     return sorted(measures, key=lambda m: (order[m.scope], name_key(m.name)))
 
 
 def measures_for_department(department: Department) -> list[Measure]:
     """The measures every unit of the department has: the department's and the division's."""
-    measures = Measure.objects.active().filter(
-        Q(scope=Scope.DIVISION) | Q(scope=Scope.DEPARTMENT, department_id=department.pk)
-    )
+    measures = Measure.objects.active().filter(_department_measures(department))
     order = {Scope.DEPARTMENT: 0, Scope.DIVISION: 1}
     return sorted(measures, key=lambda m: (order[m.scope], name_key(m.name)))
 
@@ -158,11 +172,15 @@ def measures_for_division() -> list[Measure]:
     return list(Measure.objects.active().filter(scope=Scope.DIVISION).order_by("name"))
 
 
-def _series_query(measures: Sequence[Measure], grain: str | None, nodes: Q) -> QuerySet[Series]:
-    """The series of ``measures`` (each at its grain) at ``nodes``, without their points."""
+def _series_query(
+    measures: Sequence[Measure] | dict[int, str], grain: str | None, nodes: Q
+) -> QuerySet[Series]:
+    """The series of ``measures`` (each at its grain) at ``nodes``, without their points.
+    ``measures``: the measures, or their frequencies by id."""
+    frequencies = measures if isinstance(measures, dict) else {m.pk: m.frequency for m in measures}
     by_grain: dict[str, list[int]] = {}
-    for measure in measures:
-        by_grain.setdefault(grain_for(measure, grain), []).append(measure.pk)
+    for pk, frequency in frequencies.items():
+        by_grain.setdefault(_grain(frequency, grain), []).append(pk)
     which = Q(pk__in=[])
     for g, ids in by_grain.items():
         which |= Q(grain=g, measure_id__in=ids)
@@ -339,9 +357,13 @@ class SeriesSet:
         return self.summaries.get(found.pk) if found is not None else None
 
 
-def series_versions(measures: Sequence[Measure], grain: str | None, nodes: Q) -> list[tuple]:
+def series_versions(
+    measures: Sequence[Measure] | dict[int, str], grain: str | None, nodes: Q
+) -> list[tuple]:
     """(id, computed_at) of the series a page would show: what its cached HTML depends on."""
-    return sorted(_series_query(measures, grain, nodes).values_list("pk", "computed_at"))
+    return list(
+        _series_query(measures, grain, nodes).order_by("pk").values_list("pk", "computed_at")
+    )
 
 
 def measure_versions(measures: Sequence[Measure]) -> list[tuple]:
@@ -349,19 +371,181 @@ def measure_versions(measures: Sequence[Measure]) -> list[tuple]:
 
 
 def organisation_version() -> list[tuple]:
-    """Every unit's name, state and place, and its department's and division's names: what
+    """Every unit's name, kind, state and place, and its department's and division's names: what
     a cached page shows of the organisation (one query, a few dozen rows)."""
-    return list(
-        Unit.objects.order_by("pk").values_list(
-            "pk",
-            "name",
-            "code",
-            "active",
-            "department_id",
-            "department__name",
-            "department__code",
-            "department__division__name",
+    return list(_organisation_query())
+
+
+def _organisation_query() -> QuerySet:
+    return Unit.objects.order_by("pk").values_list(
+        "pk",
+        "name",
+        "code",
+        "kind",
+        "active",
+        "department_id",
+        "department__name",
+        "department__code",
+        "department__division__name",
+        "department__division__code",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Versions of whole pages (what their cached HTML and chart specs depend on)
+# --------------------------------------------------------------------------------------------
+#
+# Read from the database on every request, never from a stamp kept aside: a series rewritten
+# by any means (an import, the nightly recompute, a correction in the shell) shows at once.
+# Each is a few small queries of ids and timestamps, whatever the page shows.
+
+
+def digest(*parts: Any) -> str:
+    """A short fingerprint of versions, the same in every process (it names cache entries and
+    the ``v=`` of a chart URL)."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=10).hexdigest()
+
+
+#: Statements of version reads, compiled once per process: Django builds a query anew each
+#: time (the events' union of joins takes milliseconds), and a version is read per request.
+#: Keyed by everything the statement depends on; a few per page a process serves.
+_STATEMENTS: dict[tuple, tuple[str, Any] | None] = {}
+_STATEMENTS_MAX = 4096
+
+
+class _Recorded(Exception):
+    """Raised by the recorder instead of running the statement it recorded."""
+
+
+def _remember(key: tuple, statement: tuple[str, Any] | None) -> None:
+    if len(_STATEMENTS) >= _STATEMENTS_MAX:
+        _STATEMENTS.clear()
+    _STATEMENTS[key] = statement
+
+
+def _compiled(key: tuple, build) -> tuple[str, Any] | None:
+    """The SQL and parameters of the queryset ``build()`` makes (None: it matches nothing)."""
+    if key not in _STATEMENTS:
+        queryset = build()
+        try:
+            statement = queryset.query.get_compiler(using=queryset.db).as_sql()
+        except EmptyResultSet:
+            statement = None
+        _remember(key, statement)
+    return _STATEMENTS[key]
+
+
+def _recorded(key: tuple, read) -> tuple[str, Any] | None:
+    """The one statement ``read()`` runs (a selector of another app that makes one query, as
+    ``unit_events`` does: its tests count it), recorded without running it."""
+    if key not in _STATEMENTS:
+        statements: list[tuple[str, Any]] = []
+
+        def record(execute, sql, params, many, context):
+            statements.append((sql, params))
+            raise _Recorded
+
+        # Not run, so not logged as run either (a test counting queries sees each once).
+        logged, connection.force_debug_cursor = connection.force_debug_cursor, False
+        try:
+            with connection.execute_wrapper(record):
+                read()
+        except _Recorded:
+            pass
+        finally:
+            connection.force_debug_cursor = logged
+        _remember(key, statements[0] if statements else None)
+    return _STATEMENTS[key]
+
+
+def _rows(statement: tuple[str, Any] | None) -> list[tuple]:
+    if statement is None:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(*statement)
+        return cursor.fetchall()
+
+
+def _measure_rows(key: tuple, which: Q) -> list[tuple]:
+    """(id, updated_at, frequency) of the active measures ``which`` selects."""
+    return _rows(
+        _compiled(
+            ("measures", *key),
+            lambda: (
+                Measure.objects.active()
+                .filter(which)
+                .order_by("pk")
+                .values_list("pk", "updated_at", "frequency")
+            ),
         )
+    )
+
+
+def _page_version(key: tuple, measures: list[tuple], grain, nodes, *extra) -> str:
+    frequencies = {pk: frequency for pk, _updated, frequency in measures}
+    series = _rows(
+        _compiled(
+            ("series", *key, grain, tuple(frequencies.items())),
+            lambda: (
+                _series_query(frequencies, grain, nodes())
+                .order_by("pk")
+                .values_list("pk", "computed_at")
+            ),
+        )
+    )
+    return digest(
+        CACHE_VERSION, key, grain, measures, series, _organisation(), get_language(), *extra
+    )
+
+
+def _organisation() -> list[tuple]:
+    return _rows(_compiled(("organisation",), _organisation_query))
+
+
+def unit_version(unit: Unit, grain: str | None) -> str:
+    """What a unit's page and its charts show: its measures, their series at the unit, its
+    department and division, the improvement events on its charts, the organisation's names,
+    the language."""
+    key = ("unit", unit.pk, unit.department_id, unit.department.division_id)
+    measures = _measure_rows(key, _unit_measures(unit))
+    ids = [pk for pk, _updated, _frequency in measures]
+    events = _rows(_recorded(("events", unit.pk, tuple(ids)), lambda: unit_events([unit.pk], ids)))
+    return _page_version(key, measures, grain, lambda: unit_nodes(unit), events)
+
+
+def department_version(department: Department, grain: str | None) -> str:
+    key = ("department", department.pk, department.division_id)
+    measures = _measure_rows(key, _department_measures(department))
+    return _page_version(key, measures, grain, lambda: department_nodes(department))
+
+
+def division_version(division: Division, grain: str | None, *, units: bool) -> str:
+    key = ("division", division.pk, units)
+    measures = _measure_rows(key, Q(scope=Scope.DIVISION))
+    return _page_version(key, measures, grain, lambda: division_nodes(division, units=units))
+
+
+def measure_version(measure: Measure, grain: str) -> str:
+    """A measure page's body: the measure and its every series at the grain."""
+    series = _rows(
+        _compiled(
+            ("measure", measure.pk, grain),
+            lambda: (
+                Series.objects.filter(measure_id=measure.pk, grain=grain)
+                .order_by("pk")
+                .values_list("pk", "computed_at")
+            ),
+        )
+    )
+    return digest(
+        CACHE_VERSION,
+        "measure",
+        measure.pk,
+        measure.updated_at,
+        grain,
+        series,
+        _organisation(),
+        get_language(),
     )
 
 
@@ -441,11 +625,15 @@ __all__ = [
     "SeriesSet",
     "Summary",
     "department_nodes",
+    "department_version",
+    "digest",
     "division_nodes",
+    "division_version",
     "funnel_inputs",
     "grain_for",
     "is_stale",
     "landing_for",
+    "measure_version",
     "measures_for_department",
     "measures_for_division",
     "measures_for_unit",
@@ -454,6 +642,7 @@ __all__ = [
     "summaries",
     "summarise",
     "unit_nodes",
+    "unit_version",
     "visible_departments",
     "visible_divisions",
     "visible_units",

@@ -6,6 +6,7 @@ app_name = "dashboards"
 
 urlpatterns = [
     path("units/<str:code>/", views.unit_dashboard, name="unit"),
+    path("units/<str:code>/charts.json", views.unit_charts, name="unit-charts"),
     path("units/<str:code>/<slug:measure>/table/", views.unit_panel_table, name="unit-table"),
     path("units/<str:code>/<slug:measure>.csv", views.unit_series_csv, name="unit-csv"),
     path("departments/<slug:code>/", views.department_dashboard, name="department"),

@@ -1,28 +1,39 @@
 """Dashboard pages, fragments and exports. Thin: filters in, one panels/selectors call, render.
 
 Log-in is required everywhere (``LoginRequiredMiddleware``); aggregates are open to all staff,
-so every logged-in person may see every dashboard (DESIGN.md §2). Pages are gzipped: a unit's
-forty chart specs are most of a megabyte as text (Django's GZipMiddleware pads the response
-against BREACH, and the CSRF token in the page is masked per request). Suppressed figures never
+so every logged-in person may see every dashboard (DESIGN.md §2). Suppressed figures never
 reach a template: the panels read ``measures.series`` only. Objects come through the visible
 querysets, so an inactive unit or an unknown code answers 404.
+
+Speed (issue 8): a page's whole content (crumbs, heading, filters, body) is rendered once per
+version of what it shows (``selectors.*_version``: a few small queries per request, never a
+stamp kept aside) and cached; only the base layout (navigation, session, CSRF) is rendered per
+request, and the small page gzipped (``gzip_page`` pads against BREACH; the CSRF token is
+masked per request). A unit's forty chart specs, most of a megabyte as text, are not in the
+page: ``dashboards.js`` fetches them from ``charts.json`` at the page's version, stored
+gzipped and kept by the browser (the URL names the version), so a repeat visit fetches none.
 """
 
 from __future__ import annotations
 
+import gzip
+import re
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
 from measures.enums import SeriesLevel
-from measures.models import Series
 from measures.selectors import measure_catalogue, measure_history
 from units.audit import audit_download
 from units.selectors import organisation_tree, units_for_user
@@ -32,6 +43,7 @@ from .annotations import unit_annotations
 from .forms import FilterForm
 from .panels import (
     CACHE_SECONDS,
+    Filters,
     body_key,
     department_matrix,
     division_matrix,
@@ -41,18 +53,15 @@ from .panels import (
     unit_panels,
 )
 from .selectors import (
-    department_nodes,
-    division_nodes,
+    department_version,
+    division_version,
     grain_for,
     landing_for,
-    measure_versions,
-    measures_for_department,
-    measures_for_division,
+    measure_version,
     measures_for_unit,
-    organisation_version,
     series_set,
-    series_versions,
     unit_nodes,
+    unit_version,
     visible_departments,
     visible_divisions,
     visible_units,
@@ -97,26 +106,102 @@ def home(request):
 def unit_dashboard(request, code: str):
     unit = get_object_or_404(visible_units(), code=code)
     form, filters = _filters(request)
-    tables = filters.view == "table"
-    measures = measures_for_unit(unit)
-    events = unit_annotations(unit.pk, measures)
-    grain = filters.grain or None
+    version = unit_version(unit, filters.grain or None)
+    charts_url = _charts_url(unit, filters, version)
 
     def build():
+        measures = measures_for_unit(unit)
+        events = unit_annotations(unit.pk, measures)
+        tables = filters.view == "table"
         panels = unit_panels(unit, filters, tables=tables, measures=measures, events=events)
-        return {"unit": unit, "filters": filters, "panels": panels, "tables": tables}
+        if not tables:
+            _store_charts(_charts_key(unit, filters, version), panels)
+        return {
+            "unit": unit,
+            "filters": filters,
+            "panels": panels,
+            "tables": tables,
+            "charts_url": charts_url,
+        }
 
-    body = _cached_body(
+    page = _cached_page(
         request,
+        "dashboards/_unit_content.html",
         "dashboards/_unit_panels.html",
-        ["unit", unit.pk, series_versions(measures, grain, unit_nodes(unit))],
-        [measure_versions(measures), events],
+        version,
+        {"unit": unit, "form": form, "filters": filters},
         build,
     )
-    if request.htmx and request.htmx.target == "dashboard-body":
-        return HttpResponse(body)
-    context = {"unit": unit, "form": form, "filters": filters, "body": body}
-    return render(request, "dashboards/unit.html", context)
+    return _respond(request, page, "dashboards/unit.html", {"unit": unit})
+
+
+def _charts_url(unit, filters: Filters, version: str) -> str:
+    """The unit's chart specs at this version: the filters that shape them and ``v``."""
+    params = {
+        "grain": filters.grain,
+        "start": filters.start.isoformat() if filters.start else "",
+        "end": filters.end.isoformat() if filters.end else "",
+        "compare": filters.compare,
+    }
+    query = urlencode({k: v for k, v in params.items() if v} | {"v": version})
+    return f"{reverse('dashboards:unit-charts', kwargs={'code': unit.code})}?{query}"
+
+
+def _charts_key(unit, filters: Filters, version: str) -> str:
+    return body_key("charts", unit.pk, version, filters.key())
+
+
+def _charts_json(panels) -> bytes:
+    """``{"spec-m-<code>": spec, …}`` from the panels' cached spec texts (already JSON)."""
+    items = [f'"spec-{p.anchor}":{p.spec}' for p in panels if p.spec]
+    return ("{" + ",".join(items) + "}").encode()
+
+
+def _store_charts(key: str, panels) -> bytes:
+    # Gzipped once here, not per request: the specs hold no secret and nothing the request
+    # sent (BREACH needs both), so one compressed copy serves everyone.
+    data = gzip.compress(_charts_json(panels), compresslevel=6, mtime=0)
+    cache.set(key, data, CACHE_SECONDS)
+    return data
+
+
+#: How long a browser keeps a unit's chart specs: a working day (a session's longest life).
+#: The URL names the version, so what is kept is never out of date.
+CHARTS_MAX_AGE = settings.SESSION_COOKIE_AGE
+_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+
+
+@require_safe
+def unit_charts(request, code: str):
+    """The chart specs of a unit's page as one JSON object, fetched by ``dashboards.js``.
+
+    The page links them with its version (``v``): at the current version (and the URL the
+    page links) they are kept by the browser (``immutable``: the URL changes with them). An
+    old, missing or made-up ``v`` is answered with the current specs and ``no-store``: never
+    stale, never kept under a name that is not theirs (and no redirect to loop between old
+    and new processes during a deployment). Served gzipped where the browser accepts it (as
+    stored), plain otherwise."""
+    unit = get_object_or_404(visible_units(), code=code)
+    _form, filters = _filters(request)
+    version = unit_version(unit, filters.grain or None)
+    key = _charts_key(unit, filters, version)
+    data = cache.get(key)
+    if data is None:
+        measures = measures_for_unit(unit)
+        events = unit_annotations(unit.pk, measures)
+        data = _store_charts(key, unit_panels(unit, filters, measures=measures, events=events))
+    if _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
+        response = HttpResponse(data, content_type="application/json")
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(gzip.decompress(data), content_type="application/json")
+    patch_vary_headers(response, ["Accept-Encoding"])
+    current = request.get_full_path() == _charts_url(unit, filters, version)
+    response["Cache-Control"] = (
+        f"private, max-age={CHARTS_MAX_AGE}, immutable" if current else "private, no-store"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @require_safe
@@ -147,7 +232,6 @@ def department_dashboard(request, code: str):
     department = get_object_or_404(visible_departments(), code=code)
     form, filters = _filters(request)
     sort, descending = _sort(request)
-    measures = measures_for_department(department)
 
     def build():
         matrix = department_matrix(department, filters, sort, descending)
@@ -160,18 +244,15 @@ def department_dashboard(request, code: str):
             "funnel_code": department.code,
         }
 
-    nodes = department_nodes(department)
-    body = _cached_body(
+    page = _cached_page(
         request,
+        "dashboards/_department_content.html",
         "dashboards/_department_body.html",
-        ["department", department.pk, series_versions(measures, filters.grain or None, nodes)],
-        [measure_versions(measures)],
+        department_version(department, filters.grain or None),
+        {"department": department, "form": form, "filters": filters},
         build,
     )
-    if request.htmx and request.htmx.target == "dashboard-body":
-        return HttpResponse(body)
-    context = {"department": department, "form": form, "filters": filters, "body": body}
-    return render(request, "dashboards/department.html", context)
+    return _respond(request, page, "dashboards/department.html", {"department": department})
 
 
 @require_safe
@@ -181,7 +262,6 @@ def division_dashboard(request, code: str):
     form, filters = _filters(request)
     sort, descending = _sort(request)
     by_unit = request.GET.get("rows") == "units"
-    measures = measures_for_division()
 
     def build():
         matrix = division_matrix(division, filters, units=by_unit, sort=sort, descending=descending)
@@ -195,18 +275,15 @@ def division_dashboard(request, code: str):
             "funnel_code": division.code,
         }
 
-    nodes = division_nodes(division, units=by_unit)
-    body = _cached_body(
+    page = _cached_page(
         request,
+        "dashboards/_division_content.html",
         "dashboards/_division_body.html",
-        ["division", division.pk, series_versions(measures, filters.grain or None, nodes)],
-        [measure_versions(measures)],
+        division_version(division, filters.grain or None, units=by_unit),
+        {"division": division, "form": form, "filters": filters},
         build,
     )
-    if request.htmx and request.htmx.target == "dashboard-body":
-        return HttpResponse(body)
-    context = {"division": division, "form": form, "filters": filters, "body": body}
-    return render(request, "dashboards/division.html", context)
+    return _respond(request, page, "dashboards/division.html", {"division": division})
 
 
 def _funnel_units(level: str, code: str):
@@ -250,14 +327,10 @@ def measure_page(request, code: str):
     }
     if measure.active:
         grain = grain_for(measure, filters.grain or None)
-        versions = sorted(
-            Series.objects.filter(measure=measure, grain=grain).values_list("pk", "computed_at")
-        )
         context["body"] = _cached_body(
             request,
             "dashboards/_measure_body.html",
-            ["measure", measure.pk, versions],
-            [measure_versions([measure])],
+            measure_version(measure, grain),
             lambda: {
                 "measure": measure,
                 "filters": filters,
@@ -267,28 +340,58 @@ def measure_page(request, code: str):
     return render(request, "dashboards/measure.html", context)
 
 
-def _cached_body(request, template: str, versions: list, extra: list, build) -> str:
+def _key(version: str, request) -> str:
+    """A page's cache key: the version of what it shows, the query string and the day
+    (staleness is judged by the day)."""
+    return body_key(version, request.get_full_path(), get_language(), timezone.localdate())
+
+
+def _cached_body(request, template: str, version: str, build) -> str:
     """A page's body rendered once per version of everything it shows.
 
-    The key holds the series' ``computed_at``s, the measures' versions, the organisation's
-    names, the query string, the language and the day (staleness is judged by the day), so a
-    fresh import or an edited measure shows at once. The body holds nothing personal (no
-    form, no CSRF token), so one rendering serves everyone. A warm page costs a few small
-    queries and one cache read instead of hundreds of summaries and template tags.
+    ``version`` (``selectors.*_version``) holds the series' ``computed_at``s, the measures'
+    versions, the organisation's names and the language, so a fresh import or an edited
+    measure shows at once. The body holds nothing personal (no form, no CSRF token), so one
+    rendering serves everyone. A warm page costs a few small queries and one cache read
+    instead of hundreds of summaries and template tags.
     """
-    key = body_key(
-        versions,
-        extra,
-        organisation_version(),
-        request.get_full_path(),
-        get_language(),
-        timezone.localdate(),
-    )
+    key = _key(version, request)
     html = cache.get(key)
     if html is None:
         html = render_to_string(template, build(), request=request)
         cache.set(key, html, CACHE_SECONDS)
     return mark_safe(html)  # noqa: S308 - our own rendered template
+
+
+#: Where the body goes in a page's rendered content (split off to cache the two apart).
+_BODY = "\x00dashboard-body\x00"
+
+
+def _cached_page(request, content: str, body: str, version: str, context: dict, build):
+    """A dashboard's whole content (crumbs, heading, filters, body) rendered once per version,
+    as (before, body, after): the fragment HTMX asks for is the body alone.
+
+    Everything in it is the same for everyone (the form shows the query string, no CSRF
+    token: it is a GET form); only the base layout around it (navigation, session, CSRF) is
+    rendered per request.
+    """
+    key = _key(version, request)
+    page = cache.get(key)
+    if page is None:
+        html = render_to_string(body, build(), request=request)
+        outer = render_to_string(content, {**context, "body": _BODY}, request=request)
+        before, after = outer.split(_BODY)
+        page = (before, html, after)
+        cache.set(key, page, CACHE_SECONDS)
+    return page
+
+
+def _respond(request, page, template: str, context: dict) -> HttpResponse:
+    before, body, after = page
+    if request.htmx and request.htmx.target == "dashboard-body":
+        return HttpResponse(body)
+    content = mark_safe(before + body + after)  # noqa: S308 - our own rendered templates
+    return render(request, template, {**context, "content": content})
 
 
 def _csv_response(request, data: bytes, filename: str, target: str) -> HttpResponse:

@@ -1,5 +1,10 @@
-/* Draws the dashboards' charts from the specs the server put on the page, and wires the
-   PNG and print buttons. No inline script anywhere: the Content-Security-Policy forbids it. */
+/* Draws the dashboards' charts and wires the PNG and print buttons. No inline script anywhere:
+   the Content-Security-Policy forbids it.
+
+   A chart's spec is either on the page (<script type="application/json" id="…">: a funnel, a
+   measure's chart) or, on a unit's page, in one JSON resource the page links with its version
+   (data-charts on #dashboard-body): fetched once, then kept by the browser, so a repeat visit
+   downloads no spec at all. */
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -18,11 +23,26 @@
     };
   }
 
+  // Specs fetched from data-charts URLs: URL → {id → spec} (LOADING meanwhile). Kept per URL:
+  // the same ids come back with other filters, and Back shows an earlier URL again.
+  var LOADING = {};
+  var fetched = {};
+
+  function specFor(el) {
+    var holder = el.closest("[data-charts]");
+    if (holder) {
+      var specs = fetched[holder.dataset.charts];
+      return specs && specs !== LOADING ? specs[el.dataset.spec] || null : null;
+    }
+    var source = document.getElementById(el.dataset.spec);
+    if (source && source.textContent.trim()) return JSON.parse(source.textContent);
+    return null;
+  }
+
   function drawOne(el) {
     if (el.dataset.drawn === "1") return;
-    var source = document.getElementById(el.dataset.spec);
-    if (!source || !source.textContent.trim()) return;
-    var spec = JSON.parse(source.textContent);
+    var spec = specFor(el);
+    if (!spec) return;
     el.dataset.drawn = "1";
     window.Plotly.newPlot(el, spec.data, spec.layout, config(el));
   }
@@ -46,12 +66,39 @@
     }
   }
 
+  function queueReady() {
+    document.querySelectorAll(".plot[data-spec]").forEach(function (el) {
+      if (el.dataset.drawn !== "1" && queue.indexOf(el) < 0 && specFor(el)) queue.push(el);
+    });
+    if (queue.length) schedule();
+  }
+
+  function load(url) {
+    if (Object.prototype.hasOwnProperty.call(fetched, url)) return;
+    fetched[url] = LOADING;
+    window
+      .fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error(response.status + " " + url);
+        return response.json();
+      })
+      .then(function (specs) {
+        fetched[url] = specs;
+        queueReady();
+      })
+      .catch(function (error) {
+        // The page still has its figures and its table links; the next visit tries again.
+        delete fetched[url];
+        if (window.console) window.console.warn("charts not loaded:", error);
+      });
+  }
+
   function drawAll() {
     if (!window.Plotly) return;
-    document.querySelectorAll(".plot[data-spec]").forEach(function (el) {
-      if (el.dataset.drawn !== "1" && queue.indexOf(el) < 0) queue.push(el);
+    document.querySelectorAll("[data-charts]").forEach(function (el) {
+      load(el.dataset.charts);
     });
-    schedule();
+    queueReady();
   }
 
   function drawNow() {

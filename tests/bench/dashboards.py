@@ -37,14 +37,17 @@ Measured, each page with wrk (``-c 20 -t 2``, ``--warmup`` seconds unrecorded fi
 - ``unit``, ``department``, ``division``, ``measure``: the four dashboards (the unit and the
   department with the most measures, the division, a weekly division-wide proportion), no
   filters, warm caches (the warm-up fills them);
+- ``unit_charts``: the unit dashboard's chart specs (``/units/<code>/charts.json?v=…``, the
+  URL the page links, gzipped as a browser asks): the rest of a first visit to the unit page
+  (a repeat visit finds them in the browser's cache). Held to the same targets;
 - ``funnel`` (informational, no target): one funnel fragment of the division (HTMX loads one
   per proportion or rate measure as it scrolls into view).
 
 Targets: each dashboard's p95 ≤ 10 × the trivial page's p95 and ≤ 250 ms, 0 non-2xx answers.
 Then the unit dashboard in Chromium (Playwright, Debian's binary) with a warm cache: loaded
 once, then reloaded ``--reloads`` times; ``first-contentful-paint`` median and max, target
-≤ 1 s (with DOMContentLoaded end: the charts are drawn by then, and how many resources came
-over the network on the reloads).
+≤ 1 s (with DOMContentLoaded end, when every chart was drawn (its specs come from the
+browser's cache on a reload), and how many resources came over the network on the reloads).
 
 Also per page, from the test client in this process (no queueing, warm cache): the median
 server time, the CPU time of this process alone (steadier than wall time on a shared machine)
@@ -82,6 +85,8 @@ P95_RATIO_TARGET = 10.0
 P95_TARGET_MS = 250.0
 FCP_TARGET_MS = 1000.0
 DASHBOARDS = ("unit", "department", "division", "measure")
+#: Also held to the targets: what the unit page fetches once drawn (its chart specs).
+ALSO_TARGETED = ("unit_charts",)
 
 #: What a browser sends with every page (the dashboards are gzipped for a client that asks).
 BROWSER_HEADERS = {
@@ -234,6 +239,8 @@ def _pages(org: dict) -> dict[str, dict]:
         "trivial_api": {"path": "/api/", "headers": {"Accept": "application/json"}},
         "trivial_catalogue": {"path": "/measures/"},
         "unit": {"path": f"/units/{unit.code}/", "panels": len(measures_for_unit(unit))},
+        # The path is the one the served page links (with its version): see _load_test.
+        "unit_charts": {"path": None, "headers": {"Accept": "application/json"}},
         "department": {
             "path": f"/departments/{department.code}/",
             "rows": department.units.count(),
@@ -429,11 +436,27 @@ def _check(port: int, page: dict, cookie: str) -> tuple[int, int]:
     return len(sent), len(body)
 
 
+def _charts_path(port: int, unit_page: dict, cookie: str) -> str:
+    """The chart specs' URL as the unit page links it (``data-charts``, with its version)."""
+    import html
+    import re
+
+    _status, _sent, body = _get(
+        port, unit_page["path"], {"Cookie": f"sessionid={cookie}", **unit_page["headers"]}
+    )
+    found = re.search(rb'data-charts="([^"]+)"', body)
+    if found is None:
+        raise RuntimeError(f"{unit_page['path']} links no chart specs")
+    return html.unescape(found.group(1).decode())
+
+
 def _load_test(server, pages: dict, cookie: str, args, var_dir: Path) -> dict[str, dict]:
     port = server.port
     script = var_dir / "bench.lua"
     script.write_text(WRK_LUA)
     names = [n for n in pages if not n.startswith("_")]
+    if "unit_charts" in pages:
+        pages["unit_charts"]["path"] = _charts_path(port, pages["unit"], cookie)
     for name in names:
         sent, decoded = _check(port, pages[name], cookie)
         pages[name]["sent_kb"] = round(sent / 1024, 1)
@@ -509,7 +532,7 @@ def _in_process(pages: dict, user, repeat: int, profile: bool) -> dict[str, dict
             "server_cpu_ms_median": round(statistics.median(cpu) * 1000, 1),
             "queries": len(queries),
         }
-        if profile and name in (*DASHBOARDS, "funnel"):
+        if profile and name in (*DASHBOARDS, *ALSO_TARGETED, "funnel"):
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(repeat):
@@ -533,7 +556,7 @@ def _first_paint(port: int, path: str, cookie: str, reloads: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     base = f"http://127.0.0.1:{port}"
-    fcp, dcl, load, charts, network = [], [], [], [], []
+    fcp, dcl, load, charts, network, drawn_at = [], [], [], [], [], []
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -579,6 +602,7 @@ def _first_paint(port: int, path: str, cookie: str, reloads: int) -> dict:
                     raise RuntimeError("no first-contentful-paint entry")
                 fcp.append(figures["fcp"])
                 dcl.append(figures["dcl"])
+                drawn_at.append(figures["now"])
                 load.append(figures["load"])
                 charts.append(figures["charts"])
                 network.append(len(figures["fetched"]))
@@ -591,6 +615,8 @@ def _first_paint(port: int, path: str, cookie: str, reloads: int) -> dict:
         "fcp_ms_all": [round(x) for x in fcp],
         "dom_content_loaded_ms_median": round(statistics.median(dcl)),
         "dom_content_loaded_ms_all": [round(x) for x in dcl],
+        # Seen drawn at (an upper bound: Playwright polls): the fetched specs, every chart.
+        "all_charts_drawn_ms_median": round(statistics.median(drawn_at)),
         "load_ms_median": round(statistics.median(load)),
         "charts_drawn": max(charts),
         "subresources_over_network_per_reload_max": max(network),
@@ -606,7 +632,7 @@ def _verdict(results: dict[str, dict]) -> dict:
     )
     trivial = results[trivial_name]["p95_ms"]
     ratios, met = {}, {}
-    for name in DASHBOARDS:
+    for name in (*DASHBOARDS, *(n for n in ALSO_TARGETED if n in results)):
         p95 = results[name]["p95_ms"]
         ratios[name] = round(p95 / trivial, 2)
         met[name] = (

@@ -148,13 +148,23 @@ def stored_cells(measure) -> list[dict]:
     return out
 
 
-def page_specs(content: bytes) -> dict[str, dict]:
-    """The chart specs a page carries: script id → the parsed spec."""
+def page_specs(content: bytes, client=None) -> dict[str, dict]:
+    """The chart specs a page carries: script id → the parsed spec. With ``client``, also the
+    specs of the JSON resource the page links (``data-charts``: a unit's page), fetched as
+    its ``dashboards.js`` does."""
+    import html
     import json
 
-    return {
+    specs = {
         m.group(1).decode(): json.loads(m.group(2))
         for m in re.finditer(
             rb'<script type="application/json" id="([^"]+)">(.*?)</script>', content, re.S
         )
     }
+    if client is not None:
+        for url in re.findall(rb'data-charts="([^"]+)"', content):
+            response = client.get(html.unescape(url.decode()))
+            assert response.status_code == 200, (url, response.status_code)
+            assert response["Content-Type"] == "application/json"
+            specs.update(json.loads(response.content))
+    return specs

@@ -309,6 +309,10 @@ def test_spec_json_cannot_end_its_script_element():
 
 @pytest.mark.django_db
 def test_a_hostile_measure_name_on_the_page_stays_inside_its_script(client, dash):
+    """On a unit's page (specs in the linked JSON) and on the measure's page (its one spec in
+    the page): the name never ends a script element and the spec is whole."""
+    import html
+
     measure = dash.measures["careplan"]
     measure.name = HOSTILE_NAME
     measure.target = 80
@@ -318,15 +322,23 @@ def test_a_hostile_measure_name_on_the_page_stays_inside_its_script(client, dash
     content = client.get(reverse("dashboards:unit", args=[dash.b1.code])).content.decode()
 
     assert '<script>alert("x")' not in content
-    script = content.split('<script type="application/json" id="spec-m-care-plan">', 1)[1]
-    body = script.split("</script>", 1)[0]
-    assert "<" not in body
-    json.loads(body)  # the whole spec, not cut short by the name
+    [url] = re.findall(r'data-charts="([^"]+)"', content)
+    specs = client.get(html.unescape(url)).content.decode()
+    assert "<" not in specs and ">" not in specs
+    assert json.loads(specs)["spec-m-care-plan"]["data"]  # the whole spec, not cut short
     # The name is on the page, escaped, in the heading.
     assert (
         "&lt;/script&gt;&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;!-- Ångest"
         in content
     )
+
+    page = client.get(reverse("dashboards:measure", args=[measure.code])).content.decode()
+
+    assert '<script>alert("x")' not in page
+    script = page.split('<script type="application/json" id="spec-overview">', 1)[1]
+    body = script.split("</script>", 1)[0]
+    assert "<" not in body
+    json.loads(body)  # the whole spec, not cut short by the name
 
 
 # --- funnel plots ----------------------------------------------------------------------------

@@ -402,7 +402,7 @@ def test_story_the_step_is_drawn_on_the_units_dashboard(client, full_demo):
     landing = client.get("/")
     assert landing.status_code == 302
     assert landing.url == f"/units/{care_plan.unit}/"
-    spec = page_specs(client.get(landing.url).content)["spec-m-care-plan"]
+    spec = page_specs(client.get(landing.url).content, client)["spec-m-care-plan"]
 
     values = spec["data"][0]
     colours = values["marker"]["color"]

@@ -9,6 +9,8 @@ unit or per measure would differ by dozens of queries.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from datetime import date, timedelta
 
@@ -132,6 +134,12 @@ class World:
         }
 
 
+def charts_url(content: bytes) -> str:
+    """The URL of the chart specs a unit's page links."""
+    [url] = re.findall(rb'data-charts="([^"]+)"', content)
+    return html.unescape(url.decode())
+
+
 def _count(client, url: str) -> tuple[int, list[str], bytes]:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
@@ -150,6 +158,11 @@ def _measure(client, units: int, measures: int) -> dict[str, tuple]:
             cold = _count(client, url)
             warm = _count(client, url)
             out[name] = (cold, warm)
+        # The unit page's chart specs, at the URL the page links (its version in it).
+        charts = charts_url(out["unit"][1][2])
+        cache.clear()
+        out["unit charts"] = (_count(client, charts), _count(client, charts))
+        out["specs"] = page_specs(out["unit"][1][2], client)
         out["world"] = world
         transaction.set_rollback(True)
     return out
@@ -160,7 +173,7 @@ def test_the_queries_of_a_page_do_not_grow_with_units_and_measures(client, db):
     large = _measure(client, 8, 6)
 
     mismatches = {}
-    for name in small["world"].pages():
+    for name in [*small["world"].pages(), "unit charts"]:
         (cold1, warm1), (cold8, warm8) = small[name], large[name]
         if cold1[0] != cold8[0] or warm1[0] != warm8[0]:
             mismatches[name] = {
@@ -177,7 +190,8 @@ def test_the_queries_of_a_page_do_not_grow_with_units_and_measures(client, db):
     for measure in world.measures:
         if measure.scope != Scope.UNIT or measure.unit_id == world.units[0].pk:
             assert f'id="m-{measure.code}"' in unit_page
-    assert len(page_specs(large["unit"][0][2])) == 6
+    assert len(large["specs"]) == 6
+    assert json.loads(large["unit charts"][0][2]).keys() == large["specs"].keys()
     division_units = large["division, units"][0][2].decode()
     assert all(u.name in division_units for u in world.units)
     department = large["department"][0][2].decode()
@@ -236,7 +250,7 @@ def test_a_recomputed_series_is_shown_at_once(client, db):
     after = client.get(pages["unit"]).content.decode()
     assert "April 2025" in _latest_text(after, measure.code)
     assert "97.0 %" in _latest_text(after, measure.code)
-    spec = page_specs(after.encode())[f"spec-m-{measure.code}"]
+    spec = page_specs(after.encode(), client)[f"spec-m-{measure.code}"]
     assert spec["data"][0]["x"][-1] == "2025-04-01" and spec["data"][0]["y"][-1] == 97.0
     table_after = client.get(table, headers={"HX-Request": "true"}).content.decode()
     assert "April 2025" in table_after and "April 2025" not in table_before.decode()
@@ -267,7 +281,7 @@ def test_a_corrected_period_replaces_the_cached_figures(client, db):
 
     second = client.get(url).content.decode()
     assert "17.5 %" in _latest_text(second, measure.code)
-    spec = page_specs(second.encode())[f"spec-m-{measure.code}"]
+    spec = page_specs(second.encode(), client)[f"spec-m-{measure.code}"]
     assert spec["data"][0]["y"][-1] == 17.5
 
 
@@ -276,13 +290,13 @@ def test_a_new_target_is_drawn_at_once(client, db):
     measure = world.measures[0]
     client.force_login(world.person)
     url = world.pages()["unit"]
-    spec = page_specs(client.get(url).content)[f"spec-m-{measure.code}"]
+    spec = page_specs(client.get(url).content, client)[f"spec-m-{measure.code}"]
     assert any(t["name"] == "Target: 80.0 %" for t in spec["data"])
 
     measure.target = 95
     measure.save()
 
-    spec = page_specs(client.get(url).content)[f"spec-m-{measure.code}"]
+    spec = page_specs(client.get(url).content, client)[f"spec-m-{measure.code}"]
     names = [t["name"] for t in spec["data"]]
     assert "Target: 95.0 %" in names and "Target: 80.0 %" not in names
 

@@ -15,6 +15,8 @@ out.
 from __future__ import annotations
 
 import csv
+import gzip
+import html
 import io
 import json
 import math
@@ -229,6 +231,7 @@ def test_no_suppressed_figure_in_any_response(client, dash, secrets, language):
     client.force_login(dash.people["clinician"])
     client.cookies["django_language"] = language
     leaks = {}
+    charts_checked = 0
     urls = _urls(dash)
     assert len(urls) > 100
     for url, headers in urls:
@@ -239,7 +242,24 @@ def test_no_suppressed_figure_in_any_response(client, dash, secrets, language):
         found = secrets.leaks(response.content, response["Content-Type"])
         if found:
             leaks[url] = found[:3]
+        # A unit page's chart specs, as dashboards.js fetches them (gzipped) and plain.
+        for link in re.findall(rb'data-charts="([^"]+)"', response.content):
+            charts = html.unescape(link.decode())
+            for encoding in ("gzip", ""):
+                answer = client.get(charts, headers={"Accept-Encoding": encoding})
+                assert answer.status_code == 200, charts
+                content = answer.content
+                if answer.get("Content-Encoding") == "gzip":
+                    content = gzip.decompress(content)
+                assert json.loads(content), charts
+                charts_checked += 1
+                found = secrets.leaks(content, answer["Content-Type"])
+                if found:
+                    leaks[charts] = found[:3]
     assert not leaks, leaks
+    # Every unit page in chart view links its specs: 5 pages and a fragment of 3 units, each
+    # fetched in 2 encodings.
+    assert charts_checked == 3 * 6 * 2
 
 
 def test_no_suppressed_figure_in_the_api_either(client, dash, secrets):
@@ -273,7 +293,7 @@ def test_a_chart_is_blank_at_every_suppressed_period(client, dash, grain, compar
     client.force_login(dash.people["clinician"])
     url = reverse("dashboards:unit", args=[dash.a1.code]) + f"?grain={grain}&compare={compare}"
 
-    specs = page_specs(client.get(url).content)
+    specs = page_specs(client.get(url).content, client)
 
     checked = 0
     for key, measure in (("careplan", "care-plan"), ("honos", "honos-total")):
