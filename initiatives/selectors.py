@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
-from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models import CharField, Count, F, Q, QuerySet, Value
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from forums.enums import ForumKind
@@ -21,9 +22,9 @@ from measures.enums import Scope
 from measures.models import Measure
 from units.models import Unit
 
-from .enums import AdoptionState, State
+from .enums import AdoptionState, OriginKind, State
 from .models import Activity, Adoption, Initiative, PDSACycle
-from .workflow import BY_NAME, Move, Transition
+from .workflow import BY_NAME, TERMINAL, Move, Transition
 
 
 @dataclass(frozen=True)
@@ -290,3 +291,57 @@ def pdsa_cycles_of(initiative: Initiative) -> QuerySet[PDSACycle]:
     return initiative.pdsa_cycles.select_related(
         "unit", "unit__department", "measure", "created_by"
     ).order_by("unit__name", "start_date", "pk")
+
+
+@dataclass(frozen=True)
+class PipelineRow:
+    """One state of the workflow in a division: how many sit in it, from where, how many stall."""
+
+    state: str
+    label: str
+    from_units: int
+    from_outside: int
+    stalled: int
+    #: No step leaves it (adopted, spread, rejected, withdrawn …): nothing can stall there.
+    final: bool
+
+    @property
+    def total(self) -> int:
+        return self.from_units + self.from_outside
+
+
+#: An open initiative that has not moved for this long stalls (shown on the division's page).
+STALLED_AFTER_DAYS = 90
+
+
+def pipeline(division_id: int, *, now=None) -> list[PipelineRow]:
+    """The division's initiatives per state of the workflow, in the table's order, in one query.
+
+    Bottom-up (from one of its units) and top-down (from literature, guidelines, other
+    hospitals, vendors) are counted apart, so the balance DESIGN.md §1 asks to see is visible;
+    and where they stall: open initiatives with no step for :data:`STALLED_AFTER_DAYS` days.
+    """
+    since = (now or timezone.now()) - timedelta(days=STALLED_AFTER_DAYS)
+    counts = {
+        (row["state"], row["origin_kind"] == OriginKind.UNIT): row
+        for row in Initiative.objects.filter(forum__division_id=division_id)
+        .values("state", "origin_kind")
+        .annotate(n=Count("pk"), stalled=Count("pk", filter=Q(updated_at__lt=since)))
+        .order_by()
+    }
+    rows = []
+    for state in State:
+        inside = [row for (s, unit), row in counts.items() if s == state and unit]
+        outside = [row for (s, unit), row in counts.items() if s == state and not unit]
+        final = state in TERMINAL
+        rows.append(
+            PipelineRow(
+                state=state.value,
+                label=str(state.label),
+                from_units=sum(row["n"] for row in inside),
+                from_outside=sum(row["n"] for row in outside),
+                stalled=0 if final else sum(row["stalled"] for row in inside + outside),
+                final=final,
+            )
+        )
+    return rows

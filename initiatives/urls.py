@@ -24,6 +24,7 @@ urlpatterns += [
     path("initiatives/<int:pk>/steps/<slug:name>/", views.initiative_step, name="step"),
     path("initiatives/<int:pk>/pdsa/new/", views.pdsa_new, name="pdsa-new"),
     path("help/workflow/", views.workflow_help, name="help-workflow"),
+    path("divisions/<slug:code>/pipeline/", views.division_pipeline, name="pipeline"),
 ]
 
 # Forums and meetings: the list, a forum's page, a meeting (record, agenda, print, export).
@@ -100,6 +101,15 @@ urlpatterns += [
     ),
 ]
 
+# Board voting: the board's open rounds, a round (ballot, result), opening and closing one.
+urlpatterns += [
+    path("voting/", voting_board, name="voting-board"),
+    path("voting/<int:pk>/", voting_round, name="voting-round"),
+    path("voting/<int:pk>/vote/", vote, name="voting-vote"),
+    path("voting/<int:pk>/close/", round_close, name="voting-close"),
+    path("initiatives/<int:pk>/voting/open/", round_open, name="voting-open"),
+]
+
 # Scale-up: the board's plan, a department's spread, a unit's adoption, the board's overview.
 urlpatterns += [
     path(
@@ -112,15 +122,6 @@ urlpatterns += [
     ),
     path("adoptions/<int:pk>/", views_scale_up.adoption_edit, name="adoption"),
     path("spread/", views_scale_up.spread, name="spread"),
-]
-
-# Board voting: the board's open rounds, a round (ballot, result), opening and closing one.
-urlpatterns += [
-    path("voting/", voting_board, name="voting-board"),
-    path("voting/<int:pk>/", voting_round, name="voting-round"),
-    path("voting/<int:pk>/vote/", vote, name="voting-vote"),
-    path("voting/<int:pk>/close/", round_close, name="voting-close"),
-    path("initiatives/<int:pk>/voting/open/", round_open, name="voting-open"),
 ]
 
 # Prioritisation: the forums that prioritise, a forum's ranked list and impact/effort view,

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from forums.enums import ForumKind
 from forums.models import Forum
+from units.models import Division
 
 from . import workflow
 from .attachments import attachment_add
@@ -36,7 +37,14 @@ from .forms import (
 )
 from .models import Initiative
 from .rules import can_edit_initiative, loggable_forums, pdsa_units, visible_initiatives
-from .selectors import initiative_for_page, initiative_search, initiative_timeline, pdsa_cycles_of
+from .selectors import (
+    STALLED_AFTER_DAYS,
+    initiative_for_page,
+    initiative_search,
+    initiative_timeline,
+    pdsa_cycles_of,
+    pipeline,
+)
 from .services import initiative_create, initiative_transition, initiative_update, pdsa_cycle_create
 
 PAGE_SIZE = 25
@@ -448,3 +456,23 @@ def workflow_move_label(move: str) -> str:
         workflow.Move.UNIT_FORUM: _("to a unit forum the actor chooses"),
         workflow.Move.PREVIOUS: _("back to the forum that sent it"),
     }[move]
+
+
+@require_GET
+def division_pipeline(request, code: str):
+    """The division's improvement pipeline (HTMX fragment on the division dashboard; a page of
+    its own without JavaScript): initiatives per state, bottom-up and top-down, and stalls."""
+    division = get_object_or_404(Division, code=code)
+    rows = pipeline(division.pk)
+    open_rows = [row for row in rows if not row.final]
+    context = {
+        "division": division,
+        "rows": rows,
+        "stalled_after": STALLED_AFTER_DAYS,
+        "from_units": sum(row.from_units for row in rows),
+        "from_outside": sum(row.from_outside for row in rows),
+        "open_total": sum(row.total for row in open_rows),
+        "stalled_total": sum(row.stalled for row in open_rows),
+    }
+    template = "initiatives/_pipeline.html" if request.htmx else "initiatives/pipeline.html"
+    return render(request, template, context)
