@@ -11,14 +11,13 @@ criterion). Nobody reads another member's scores. Refusals map to 400 / 403 / 40
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, parsers, serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
@@ -64,14 +63,44 @@ def _id_param(request, name: str) -> int | None:
     return int(raw)
 
 
+_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": _INT_MAX}
 _FORUM_PARAM = OpenApiParameter(
     "forum",
-    OpenApiTypes.INT,
+    _ID_SCHEMA,
     description=_("Only this forum's (a department group or the division board)."),
 )
 _INITIATIVE_PARAM = OpenApiParameter(
-    "initiative", OpenApiTypes.INT, description=_("Only this initiative's.")
+    "initiative", _ID_SCHEMA, description=_("Only this initiative's.")
 )
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "pattern": r"^[^\u0000]*\S[^\u0000]*$",
+    }
+)
+class _NameField(serializers.CharField):
+    """A criterion's name: not blank (the service trims it)."""
+
+
+@extend_schema_field({"type": "string", "maxLength": 300, "pattern": r"^[^\u0000]*$"})
+class _TextField(serializers.CharField):
+    """Free text (no NUL characters: the database refuses them)."""
+
+
+@extend_schema_field({"type": "string", "pattern": r"^[0-9]{1,3}(\.[0-9]{1,2})?$"})
+class _WeightField(serializers.DecimalField):
+    """A weight 0–999.99 with at most two decimals, as a string ("1", "1.5")."""
+
+
+def _prioritising_forum(pk: int) -> Forum:
+    forum = Forum.objects.filter(pk=pk, kind__in=PRIORITISING_FORUMS).first()
+    if forum is None:
+        raise NotFound(_("No such forum that prioritises."))
+    return forum
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,13 +109,15 @@ _INITIATIVE_PARAM = OpenApiParameter(
 
 
 class CriterionSerializer(serializers.ModelSerializer):
-    forum = serializers.PrimaryKeyRelatedField(
-        queryset=Forum.objects.filter(kind__in=PRIORITISING_FORUMS),
+    forum = serializers.IntegerField(
+        source="forum_id",
+        min_value=1,
+        max_value=_INT_MAX,
         help_text=_("A department coordinating group or the division board."),
     )
-    name = serializers.CharField(max_length=100)
-    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    weight = serializers.DecimalField(
+    name = _NameField(max_length=100)
+    description = _TextField(max_length=300, required=False, allow_blank=True)
+    weight = _WeightField(
         max_digits=5,
         decimal_places=2,
         min_value=0,
@@ -120,8 +151,8 @@ class CriterionSerializer(serializers.ModelSerializer):
 
 
 class CriterionUpdateSerializer(CriterionSerializer):
-    forum = serializers.PrimaryKeyRelatedField(read_only=True)
-    name = serializers.CharField(max_length=100, required=False)
+    forum = serializers.IntegerField(source="forum_id", read_only=True)
+    name = _NameField(max_length=100, required=False)
 
 
 @extend_schema_view(
@@ -140,7 +171,10 @@ class CriterionUpdateSerializer(CriterionSerializer):
     ),
     update=extend_schema(
         request=CriterionUpdateSerializer,
-        description=_("Rename, reweigh or switch a criterion off or on (the forum's chair)."),
+        description=_(
+            "Rename, reweigh or switch a criterion off or on (the forum's chair); what is "
+            "left out stays as it is."
+        ),
         responses={200: CriterionSerializer, **error_responses(*_WRITE)},
     ),
     partial_update=extend_schema(
@@ -174,10 +208,9 @@ class CriterionViewSet(
             forum_id = _id_param(self.request, "forum")
             if forum_id is not None:
                 forum = Forum.objects.filter(pk=forum_id, kind__in=PRIORITISING_FORUMS).first()
-                if forum is None:
-                    raise NotFound(_("No such forum that prioritises."))
-                criteria_ensure_defaults(forum)
-                queryset = queryset.filter(forum=forum)
+                if forum is not None:
+                    criteria_ensure_defaults(forum)
+                queryset = queryset.filter(forum_id=forum_id)
         return queryset
 
     def create(self, request, *args, **kwargs):
@@ -186,7 +219,7 @@ class CriterionViewSet(
         data = serializer.validated_data
         criterion = criterion_create(
             user=request.user,
-            forum=data["forum"],
+            forum=_prioritising_forum(data["forum_id"]),
             name=data["name"],
             description=data.get("description", ""),
             weight=data.get("weight", 1),
@@ -202,8 +235,6 @@ class CriterionViewSet(
         serializer = CriterionUpdateSerializer(criterion, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if not partial and "name" not in data:
-            raise DRFValidationError({"name": [_("This field is required.")]})
         criterion = criterion_update(
             user=request.user,
             criterion=criterion,
@@ -248,15 +279,31 @@ class ScoreValueField(serializers.Field):
         return value
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {"pattern": "^[1-9][0-9]{0,8}$"},
+        "additionalProperties": {
+            "type": "integer",
+            "minimum": LOWEST,
+            "maximum": HIGHEST,
+            "nullable": True,
+        },
+    }
+)
+class _ScoresField(serializers.DictField):
+    """Criterion id → score."""
+
+
 class ScoreSetSerializer(serializers.Serializer):
     initiative = serializers.IntegerField(min_value=1, max_value=_INT_MAX)
     forum = serializers.IntegerField(
         min_value=1,
         max_value=_INT_MAX,
-        required=False,
-        help_text=_("The forum whose criteria these are (checked if given)."),
+        help_text=_("The forum whose criteria these are (a criterion of another is a 404)."),
     )
-    scores = serializers.DictField(
+    scores = _ScoresField(
         child=ScoreValueField(allow_null=True),
         allow_empty=False,
         help_text=_("Criterion id → score 1–5, or null to take a score back."),
@@ -301,6 +348,8 @@ class ScoreViewSet(
 
     serializer_class = ScoreSerializer
     pagination_class = Pagination
+    # A body of criterion ids and scores is JSON (a form cannot carry the mapping).
+    parser_classes = [parsers.JSONParser]
 
     def get_queryset(self):
         queryset = (
@@ -323,24 +372,14 @@ class ScoreViewSet(
         data = body.validated_data
         initiative = visible_initiatives(request.user).filter(pk=data["initiative"]).first()
         if initiative is None:
-            raise DRFValidationError({"initiative": [_("No such initiative.")]})
-        forum = None
-        if "forum" in data:
-            forum = Forum.objects.filter(pk=data["forum"]).first()
-            if forum is None:
-                raise DRFValidationError({"forum": [_("No such forum.")]})
+            raise NotFound(_("No such initiative."))
+        forum = _prioritising_forum(data["forum"])
         score_set(user=request.user, initiative=initiative, scores=data["scores"], forum=forum)
-        # The forum whose criteria were scored (score_set checked they are one forum's).
-        forum_id = (
-            Criterion.objects.filter(pk__in=[int(k) for k in data["scores"]])
-            .values_list("forum_id", flat=True)
-            .first()
-        )
-        mine = self.get_queryset().filter(initiative=initiative, criterion__forum_id=forum_id)
+        mine = self.get_queryset().filter(initiative=initiative, criterion__forum=forum)
         return Response(
             {
                 "initiative": initiative.pk,
-                "forum": forum_id,
+                "forum": forum.pk,
                 "scores": ScoreSerializer(mine, many=True).data,
             }
         )

@@ -24,7 +24,11 @@ Arithmetic is exact (fractions): two means are tied only when they are equal, ne
 of floating-point noise.
 
 Writes refuse with a ``ValidationError`` with a code (``initiatives/services.py``):
-``not_permitted`` → 403, ``not_found`` → 404, ``conflict`` → 409, others → 400.
+``not_permitted`` → 403, ``not_found`` (no such criterion, or not the forum's) → 404,
+``conflict`` → 409 — the request is well formed but what it asks clashes with how things
+stand: a name the forum already has, the last criterion that is on or the last weight above
+0, a score on a criterion switched off, an initiative the forum does not score now —, and
+``bad_value`` and the like (wrong input) → 400.
 """
 
 from __future__ import annotations
@@ -181,7 +185,7 @@ def _clean_name(name: str, forum: Forum, *, exclude: int | None = None) -> str:
                 "%(forum)s already has a criterion called “%(name)s”, switched off: "
                 "switch it on again instead."
             )
-        raise _refuse(message % {"forum": forum, "name": clash.name}, "duplicate_name", "name")
+        raise _refuse(message % {"forum": forum, "name": clash.name}, "conflict", "name")
     return name
 
 
@@ -226,7 +230,7 @@ def _check_some_weight(criteria: Sequence[Criterion]) -> None:
     """At least one active criterion weighs more than 0, or nobody could have a score."""
     if not any(c.active and c.weight > 0 for c in criteria):
         raise _refuse(
-            _("At least one criterion that is on must weigh more than 0."), "no_weight", "weight"
+            _("At least one criterion that is on must weigh more than 0."), "conflict", "weight"
         )
 
 
@@ -239,7 +243,7 @@ def _save_criterion(criterion: Criterion, fields: list[str] | None = None) -> No
         raise _refuse(
             _("%(forum)s already has a criterion called “%(name)s”.")
             % {"forum": criterion.forum, "name": criterion.name},
-            "duplicate_name",
+            "conflict",
             "name",
         ) from exc
 
@@ -320,7 +324,7 @@ def criterion_deactivate(*, user: AbstractBaseUser, criterion: Criterion) -> Cri
         if not any(c.active for c in criteria):
             raise _refuse(
                 _("A forum scores on at least one criterion: this is the last one that is on."),
-                "last_criterion",
+                "conflict",
             )
         _check_some_weight(criteria)
         current.save(update_fields=["active"])
@@ -382,6 +386,8 @@ def _clean_value(value: object) -> int | None:
         raise ValueError
     if isinstance(value, int):
         number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)  # JSON's 4.0 is the integer 4
     elif isinstance(value, str) and value.strip().isdecimal():
         number = int(value.strip())
     else:
@@ -415,24 +421,23 @@ def score_set(
         try:
             ids[int(key)] = value
         except (TypeError, ValueError):
-            raise _refuse(
-                _("“%(key)s” is not a criterion.") % {"key": key}, "unknown_criterion"
-            ) from None
-    criteria = {c.pk: c for c in Criterion.objects.select_related("forum").filter(pk__in=ids)}
+            raise _refuse(_("“%(key)s” is not a criterion.") % {"key": key}, "not_found") from None
+    found = Criterion.objects.select_related("forum").filter(
+        pk__in=[pk for pk in ids if 0 < pk < 2**31]
+    )
+    if forum is not None:
+        found = found.filter(forum=forum)
+    criteria = {c.pk: c for c in found}
     unknown = sorted(set(ids) - set(criteria))
     if unknown:
-        raise _refuse(
-            _("No such criterion: %(ids)s.") % {"ids": ", ".join(map(str, unknown))},
-            "unknown_criterion",
-        )
-    forums = {c.forum_id for c in criteria.values()}
-    if len(forums) > 1:
+        if forum is not None:
+            message = _("%(forum)s has no criterion %(ids)s.")
+        else:
+            message = _("No such criterion: %(ids)s.")
+        raise _refuse(message % {"forum": forum, "ids": ", ".join(map(str, unknown))}, "not_found")
+    if len({c.forum_id for c in criteria.values()}) > 1:
         raise _refuse(_("Score one forum's criteria at a time."), "mixed_forums")
     scoring_forum = next(iter(criteria.values())).forum
-    if forum is not None and scoring_forum.pk != forum.pk:
-        raise _refuse(
-            _("These are not the criteria of %(forum)s.") % {"forum": forum}, "mixed_forums"
-        )
     if not can_score(user, initiative, scoring_forum):
         if forum_role(user, scoring_forum) is None or not user.is_active:
             raise _refuse(
@@ -446,7 +451,7 @@ def score_set(
                 "is “%(state)s”."
             )
             % {"forum": scoring_forum, "state": State(initiative.state).label},
-            "not_scorable",
+            "conflict",
         )
     errors: dict[str, list[ValidationError]] = {}
     values: dict[int, int | None] = {}
@@ -468,7 +473,7 @@ def score_set(
                 ValidationError(
                     _("%(criterion)s is switched off: it is not scored now.")
                     % {"criterion": criterion.name},
-                    code="inactive_criterion",
+                    code="conflict",
                 )
             ]
     if errors:

@@ -34,9 +34,8 @@ def test_criteria_are_read_by_staff_and_start_with_the_stated_five(wf):
     one = api(wf, "clinician").get(f"/api/criteria/{rows[0]['id']}/")
     assert one.status_code == 200 and one.json()["weight"] == "1.00"
     assert api(wf, None).get("/api/criteria/").status_code in (401, 403)
-    assert (
-        api(wf, "clinician").get(f"/api/criteria/?forum={wf.forums['unit'].pk}").status_code == 404
-    )
+    unit = api(wf, "clinician").get(f"/api/criteria/?forum={wf.forums['unit'].pk}")
+    assert unit.status_code == 200 and unit.json()["results"] == []
     assert api(wf, "clinician").get("/api/criteria/?forum=x").status_code == 400
     assert api(wf, "clinician").get("/api/criteria/999999/").status_code == 404
 
@@ -49,7 +48,8 @@ def test_only_the_chair_writes_criteria(wf):
     made = api(wf, "dept_chair").post("/api/criteria/", body, format="json")
     assert made.status_code == 201 and made.json()["position"] == 5
     again = api(wf, "dept_chair").post("/api/criteria/", body | {"name": "safety"}, format="json")
-    assert again.status_code == 400 and again.json()["code"] == "duplicate_name"
+    assert again.status_code == 409 and again.json()["code"] == "conflict"
+    assert "already has a criterion called “Safety”" in again.json()["detail"]
     assert Criterion.objects.filter(forum=forum, name__iexact="safety").count() == 1
     negative = api(wf, "dept_chair").post(
         "/api/criteria/", body | {"name": "Cost", "weight": "-1"}, format="json"
@@ -58,7 +58,7 @@ def test_only_the_chair_writes_criteria(wf):
     unit = api(wf, "chair").post(
         "/api/criteria/", body | {"forum": wf.forums["unit"].pk}, format="json"
     )
-    assert unit.status_code == 400  # not a forum that prioritises
+    assert unit.status_code == 404  # not a forum that prioritises
     pk = made.json()["id"]
     assert (
         api(wf, "dept_member").patch(f"/api/criteria/{pk}/", {"weight": "3"}, format="json")
@@ -78,7 +78,11 @@ def test_a_member_sets_scores_twice_and_keeps_one_row_each(wf):
     forum = wf.forums["dept"]
     idea = log(wf, "dept")
     c = ids(forum)
-    body = {"initiative": idea.pk, "scores": {str(c["impact"]): 4, str(c["effort"]): 2}}
+    body = {
+        "initiative": idea.pk,
+        "forum": forum.pk,
+        "scores": {str(c["impact"]): 4, str(c["effort"]): 2},
+    }
     for _ in range(2):
         response = api(wf, "dept_member").post("/api/scores/", body, format="json")
         assert response.status_code == 200
@@ -88,7 +92,9 @@ def test_a_member_sets_scores_twice_and_keeps_one_row_each(wf):
     assert Score.objects.filter(initiative=idea).count() == 2
     # null takes one back.
     back = api(wf, "dept_member").post(
-        "/api/scores/", {"initiative": idea.pk, "scores": {str(c["effort"]): None}}, format="json"
+        "/api/scores/",
+        {"initiative": idea.pk, "forum": forum.pk, "scores": {str(c["effort"]): None}},
+        format="json",
     )
     assert back.status_code == 200 and len(back.json()["scores"]) == 1
 
@@ -100,7 +106,11 @@ def test_wrong_values_are_refused_naming_the_criterion(wf):
     for bad in (0, 6, "x"):
         response = api(wf, "dept_member").post(
             "/api/scores/",
-            {"initiative": idea.pk, "scores": {str(c["impact"]): 3, str(c["reach"]): bad}},
+            {
+                "initiative": idea.pk,
+                "forum": forum.pk,
+                "scores": {str(c["impact"]): 3, str(c["reach"]): bad},
+            },
             format="json",
         )
         assert response.status_code == 400, bad
@@ -115,7 +125,7 @@ def test_scoring_is_for_the_forums_members_only(wf):
     forum = wf.forums["dept"]
     idea = log(wf, "dept")
     c = ids(forum)
-    body = {"initiative": idea.pk, "scores": {str(c["impact"]): 4}}
+    body = {"initiative": idea.pk, "forum": forum.pk, "scores": {str(c["impact"]): 4}}
     for person in ("other_dept_chair", "clinician", "board", "admin"):
         response = api(wf, person).post("/api/scores/", body, format="json")
         assert response.status_code == 403, person
@@ -123,12 +133,23 @@ def test_scoring_is_for_the_forums_members_only(wf):
     missing = api(wf, "dept_member").post(
         "/api/scores/", body | {"initiative": 999999}, format="json"
     )
-    assert missing.status_code == 400
+    assert missing.status_code == 404
+    # A criterion of another forum than the one named: no such criterion there.
     board = ids(wf.forums["board"])
-    elsewhere = api(wf, "board").post(
-        "/api/scores/", {"initiative": idea.pk, "scores": {str(board["impact"]): 4}}, format="json"
+    other = api(wf, "dept_member").post(
+        "/api/scores/", body | {"scores": {str(board["impact"]): 4}}, format="json"
     )
-    assert elsewhere.status_code == 400 and elsewhere.json()["code"] == "not_scorable"
+    assert other.status_code == 404
+    elsewhere = api(wf, "board").post(
+        "/api/scores/",
+        {
+            "initiative": idea.pk,
+            "forum": wf.forums["board"].pk,
+            "scores": {str(board["impact"]): 4},
+        },
+        format="json",
+    )
+    assert elsewhere.status_code == 409 and elsewhere.json()["code"] == "conflict"
     assert not Score.objects.exists()
 
 

@@ -161,7 +161,7 @@ def test_the_chair_adds_a_criterion_once(wf):
     made = Criterion.objects.get(forum=forum, name="Safety")
     assert made.weight == 2 and made.higher_is_better and made.position == 5
     again = client.post(url, data)
-    assert again.status_code == 400
+    assert again.status_code == 409
     body = again.content.decode()
     assert "already has a criterion called “Safety”" in body
     assert 'value="Safety"' in body  # what was typed is kept
@@ -211,7 +211,7 @@ def test_switching_off_and_moving_criteria(wf):
     last = chair.post(
         reverse("initiatives:criterion-active", args=[c["alignment"].pk]), {"active": "0"}
     )
-    assert last.status_code == 400 and "the last one that is on" in last.content.decode()
+    assert last.status_code == 409 and "the last one that is on" in last.content.decode()
     move = reverse("initiatives:criterion-move", args=[c["alignment"].pk])
     assert chair.post(move, {"direction": "up"}).status_code == 302
     assert [x.name for x in criteria_ensure_defaults(forum)][3:] == ["Alignment", "Reach"]
