@@ -114,9 +114,7 @@ def forums_with_readable_meetings(user):
     boards = mine.filter(forum__kind=ForumKind.DIVISION_BOARD).values("forum__division_id")
     groups = mine.filter(forum__kind=ForumKind.DEPARTMENT_GROUP).values("forum__department_id")
     # A subquery over the units' table, so the result needs no DISTINCT.
-    overseen = Forum.units.through.objects.filter(unit__department_id__in=groups).values(
-        "forum_id"
-    )
+    overseen = Forum.units.through.objects.filter(unit__department_id__in=groups).values("forum_id")
     return Forum.objects.filter(
         Q(pk__in=mine.values("forum_id"))
         | Q(division_id__in=boards)

@@ -18,7 +18,9 @@ urlpatterns: list = []
 urlpatterns += [
     path("initiatives/", views.initiative_list, name="initiative-list"),
     path("initiatives/new/", views.initiative_new, name="initiative-new"),
-    path("forums/<int:forum_pk>/initiatives/new/", views.initiative_new, name="forum-initiative-new"),
+    path(
+        "forums/<int:forum_pk>/initiatives/new/", views.initiative_new, name="forum-initiative-new"
+    ),
     path("initiatives/<int:pk>/", views.initiative_detail, name="initiative"),
     path("initiatives/<int:pk>/edit/", views.initiative_edit, name="initiative-edit"),
     path("initiatives/<int:pk>/steps/<slug:name>/", views.initiative_step, name="step"),
@@ -72,13 +74,9 @@ urlpatterns += [
         views_support.support_request_answer_view,
         name="support-request-answer",
     ),
-    path(
-        "initiatives/<int:pk>/attachments/", views_support.attachment_new, name="attachment-new"
-    ),
+    path("initiatives/<int:pk>/attachments/", views_support.attachment_new, name="attachment-new"),
     path("attachments/<int:pk>/", views_support.attachment_download, name="attachment"),
-    path(
-        "attachments/<int:pk>/delete/", views_support.attachment_remove, name="attachment-delete"
-    ),
+    path("attachments/<int:pk>/delete/", views_support.attachment_remove, name="attachment-delete"),
 ]
 
 # One's notifications: the list, marking read (HTMX), e-mail settings.
@@ -112,9 +110,7 @@ urlpatterns += [
 
 # Scale-up: the board's plan, a department's spread, a unit's adoption, the board's overview.
 urlpatterns += [
-    path(
-        "initiatives/<int:pk>/scale-up/", views_scale_up.scale_up_plan_new, name="scale_up_plan"
-    ),
+    path("initiatives/<int:pk>/scale-up/", views_scale_up.scale_up_plan_new, name="scale_up_plan"),
     path(
         "initiatives/<int:pk>/department-spread/",
         views_scale_up.department_spread_new,

@@ -16,8 +16,8 @@ from initiatives.api import InitiativeViewSet, PDSACycleViewSet, WorkflowViewSet
 from initiatives.api_forums import AgendaItemViewSet, ForumViewSet, MeetingViewSet
 from initiatives.api_notifications import NotificationViewSet
 from initiatives.api_prioritisation import CriterionViewSet, RankingViewSet, ScoreViewSet
-from initiatives.api_support import AttachmentViewSet, SupportRequestViewSet
 from initiatives.api_scale_up import AdoptionViewSet, EffectViewSet, ScaleUpPlanViewSet
+from initiatives.api_support import AttachmentViewSet, SupportRequestViewSet
 from initiatives.api_voting import VotingRoundViewSet
 from measures.api import ImportBatchViewSet, MeasureViewSet, SeriesViewSet
 
@@ -50,12 +50,12 @@ router.register("forums", ForumViewSet, basename="forum")
 router.register("meetings", MeetingViewSet, basename="meeting")
 router.register("agenda-items", AgendaItemViewSet, basename="agenda-item")
 router.register("notifications", NotificationViewSet, basename="notification")
-router.register("support-requests", SupportRequestViewSet, basename="support-request")
-router.register("attachments", AttachmentViewSet, basename="attachment")
 router.register("scale-up-plans", ScaleUpPlanViewSet, basename="scale-up-plan")
 router.register("adoptions", AdoptionViewSet, basename="adoption")
 router.register("effects", EffectViewSet, basename="effect")
 router.register("voting-rounds", VotingRoundViewSet, basename="voting-round")
+router.register("support-requests", SupportRequestViewSet, basename="support-request")
+router.register("attachments", AttachmentViewSet, basename="attachment")
 router.register("criteria", CriterionViewSet, basename="criterion")
 router.register("scores", ScoreViewSet, basename="score")
 router.register("rankings", RankingViewSet, basename="ranking")
