@@ -8,47 +8,20 @@ conditional UPDATE would let both through. Meant for PostgreSQL
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 
 from initiatives import workflow
 from initiatives.models import Activity, Initiative
 from initiatives.services import initiative_transition
+from tests.concurrency import race_past
 
 from .conftest import log
 from .helpers import codes_of
 
 
 def _race(monkeypatch, calls):
-    """Run each of ``calls`` in its own thread, all past the guard before any writes."""
-    barrier = threading.Barrier(len(calls), timeout=20)
-    real = workflow.standing_of
-
-    def standing_then_wait(user, initiative):
-        held = real(user, initiative)
-        barrier.wait()
-        return held
-
-    monkeypatch.setattr(workflow, "standing_of", standing_then_wait)
-    results: list[object] = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            results[i] = call()
-        except Exception as exc:  # reported to the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
+    return race_past(monkeypatch, workflow, "standing_of", calls)
 
 
 def _fresh(pk):

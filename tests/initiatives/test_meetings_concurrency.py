@@ -11,7 +11,6 @@ database file's lock serialises every write transaction, so these say little the
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -24,6 +23,7 @@ from forums.models import Meeting
 from forums.services import meeting_create, meeting_update
 from initiatives import agenda
 from initiatives.models import AgendaItem
+from tests.concurrency import race_past
 
 from .conftest import log
 from .helpers import codes_of
@@ -38,34 +38,7 @@ pytestmark = [
 
 
 def _race(monkeypatch, module, name, calls) -> list[object]:
-    """Run ``calls`` in threads, all released together once past ``module.name`` (the
-    permission check)."""
-    barrier = threading.Barrier(len(calls), timeout=30)
-    real = getattr(module, name)
-
-    def check_then_wait(*args, **kwargs):
-        answer = real(*args, **kwargs)
-        barrier.wait()
-        return answer
-
-    monkeypatch.setattr(module, name, check_then_wait)
-    results: list[object] = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            results[i] = call()
-        except BaseException as exc:  # reported to the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads), "a call hung"
-    return results
+    return race_past(monkeypatch, module, name, calls)
 
 
 def _meeting(wf) -> Meeting:

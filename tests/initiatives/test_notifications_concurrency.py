@@ -21,6 +21,7 @@ from forums.models import Membership
 from initiatives.models import EmailDigest, Notification
 from initiatives.notifications import notifications_send_digests, notifications_send_immediate
 from initiatives.services import initiative_transition
+from tests.concurrency import together
 
 from .conftest import log
 
@@ -36,26 +37,7 @@ _lock = threading.Lock()
 
 
 def _together(calls, timeout: float = 60) -> list[object]:
-    """Run every call in its own thread, released at once; their results or exceptions."""
-    barrier = threading.Barrier(len(calls), timeout=timeout)
-    results: list[object] = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except BaseException as exc:  # reported to the test, whatever it is
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a call hung"
-    return results
+    return together(calls, timeout=timeout)
 
 
 class SlowBackend(LocmemBackend):

@@ -7,13 +7,12 @@ the database file's lock, so the test would say nothing about the constraint: it
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.db import connection
 
 from initiatives.models import Score
 from initiatives.prioritisation import criteria_ensure_defaults, score_set
+from tests.concurrency import together
 
 from .conftest import log
 
@@ -27,25 +26,7 @@ pytestmark = [
 
 
 def _together(calls, timeout: float = 60) -> list[object]:
-    barrier = threading.Barrier(len(calls), timeout=timeout)
-    results: list[object] = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except BaseException as exc:  # reported to the test, whatever it is
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a call hung"
-    return results
+    return together(calls, timeout=timeout)
 
 
 @pytest.mark.parametrize("attempt", range(3))

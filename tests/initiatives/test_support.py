@@ -22,6 +22,7 @@ from initiatives.support import (
     support_request_release,
     support_request_take,
 )
+from tests.concurrency import race_past
 from tests.factories import ForumFactory, UserFactory
 
 from .conftest import PERSONAS, log
@@ -351,31 +352,7 @@ def test_the_queue_reads_in_a_fixed_number_of_queries(sup, django_assert_max_num
 
 def _race(monkeypatch, calls):
     """Run ``calls`` in threads, all held until every one has passed the guard."""
-    barrier = threading.Barrier(len(calls), timeout=20)
-    real = support_module.sits_in_support_unit_of
-
-    def guard_then_wait(user, request):
-        allowed = real(user, request)
-        barrier.wait()
-        return allowed
-
-    monkeypatch.setattr(support_module, "sits_in_support_unit_of", guard_then_wait)
-    results: list[object] = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            results[i] = call()
-        except Exception as exc:  # reported to the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
+    return race_past(monkeypatch, support_module, "sits_in_support_unit_of", calls)
 
 
 @pytest.mark.django_db(transaction=True)

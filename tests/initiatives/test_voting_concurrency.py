@@ -8,7 +8,6 @@ so the same tests pass there without saying much about row locks: they skip.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from initiatives.enums import RoundStatus, State
 from initiatives.models import Activity, Vote, VotingRound
 from initiatives.services import initiative_transition
 from initiatives.voting import vote_cast, voting_round_close, voting_round_open
+from tests.concurrency import together
 from tests.factories import UserFactory
 
 from .conftest import log
@@ -37,26 +37,7 @@ pytestmark = [
 
 
 def _together(calls, timeout: float = 60) -> list[object]:
-    """Run every call in its own thread, released at once; their results or exceptions."""
-    barrier = threading.Barrier(len(calls), timeout=timeout)
-    results: list[object] = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except BaseException as exc:  # reported to the test, whatever it is
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a call hung"
-    return results
+    return together(calls, timeout=timeout)
 
 
 def _open_round(wf, *, quorum: int = 1) -> VotingRound:
