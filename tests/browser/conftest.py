@@ -146,3 +146,21 @@ def log_in(page):
         page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
     return log_in
+
+
+#: axe-core, vendored from npm for the tests only.
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+
+
+def serious_axe(page) -> list[str]:
+    """axe-core's critical and serious findings on the page, one line each (needs
+    ``page.context.add_init_script(path=str(AXE))`` before the page loads: an init script is
+    not subject to the page's Content-Security-Policy)."""
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    assert result["testEngine"]["name"] == "axe-core"
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} — "
+        + "; ".join(" ".join(n["target"]) for n in v["nodes"][:5])
+        for v in result["violations"]
+        if v["impact"] in ("critical", "serious")
+    ]

@@ -4,8 +4,6 @@ render under the CSP with no serious axe-core finding. Screenshots for people to
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
@@ -13,13 +11,11 @@ from initiatives.prioritisation import criteria_ensure_defaults, score_set
 from initiatives.services import initiative_transition
 
 from ..initiatives.conftest import log, wf
-from .conftest import SCREENSHOTS
+from .conftest import AXE, SCREENSHOTS, serious_axe
 
 __all__ = ["wf"]  # the fixture, re-exported for pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 
 def referred(wf, title):
@@ -34,16 +30,6 @@ def referred(wf, title):
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"prioritisation-{name}.png"), full_page=True)
-
-
-def serious_axe(page) -> list[str]:
-    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['impact']} {v['id']}: {v['help']} — "
-        + "; ".join(" ".join(n["target"]) for n in v["nodes"][:5])
-        for v in result["violations"]
-        if v["impact"] in ("critical", "serious")
-    ]
 
 
 def test_a_member_scores_on_the_initiative_page_and_the_lists_show_it(page, log_in, wf):

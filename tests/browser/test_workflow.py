@@ -18,7 +18,7 @@ from initiatives.enums import RoundStatus, State
 from initiatives.models import Activity, Initiative, Vote, VotingRound
 
 from ..factories import MembershipFactory, UserFactory
-from .conftest import SCREENSHOTS
+from .conftest import AXE, SCREENSHOTS, serious_axe
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -163,3 +163,70 @@ def test_an_idea_goes_from_a_unit_to_the_boards_approval(page, log_in, org, boar
     ]
     page.screenshot(path=str(SCREENSHOTS / "workflow-initiative.png"), full_page=True)
     assert not errors, errors
+
+
+def test_axe_finds_no_serious_violation_on_the_workflow_pages(page, log_in, org, board_chair):
+    """The pages of the workflow a board chair sees, with something on each: an initiative
+    in a vote, its forum, a meeting with an agenda, the lists, the help page."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from forums.services import meeting_create
+    from initiatives.agenda import agenda_proposals_add
+    from initiatives.services import initiative_create, initiative_transition
+    from initiatives.voting import voting_round_open
+
+    board = Forum.objects.get(kind=ForumKind.DIVISION_BOARD)
+    idea = initiative_create(
+        user=board_chair,
+        forum=board,
+        title=TITLE,
+        kind="innovation",
+        origin_kind="literature",
+        origin_reference="doi:10.1000/example",
+    )
+    meeting = meeting_create(
+        user=board_chair, forum=board, starts_at=timezone.now() + timedelta(days=3)
+    )
+    voting_round_open(
+        user=board_chair,
+        initiative=idea,
+        deadline=timezone.now() + timedelta(days=7),
+        quorum=1,
+        meeting=meeting,
+    )
+    agenda_proposals_add(user=board_chair, meeting=meeting)
+    other = initiative_create(
+        user=org.people["chair"],
+        forum=org.forums["unit"],
+        title="Ett annat",
+        kind="idea",
+        origin_kind="unit",
+    )
+    initiative_transition(initiative=other, user=org.people["chair"], transition="start_testing")
+
+    page.context.add_init_script(path=str(AXE))
+    log_in("board_chair")
+    found = {}
+    for path in (
+        f"/initiatives/{idea.pk}/",
+        f"/initiatives/{other.pk}/",
+        "/initiatives/",
+        "/initiatives/new/",
+        "/forums/",
+        f"/forums/{board.pk}/",
+        f"/meetings/{meeting.pk}/",
+        "/voting/",
+        f"/forums/{board.pk}/prioritisation/",
+        "/notifications/",
+        "/help/workflow/",
+    ):
+        page.goto(path)
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        serious = serious_axe(page)
+        if serious:
+            found[path] = serious
+    assert not found, "axe-core:\n" + "\n".join(
+        f"{path}\n  " + "\n  ".join(lines) for path, lines in found.items()
+    )
