@@ -222,3 +222,26 @@ def test_only_imported_batches_are_reverted(org, batches, status):
 
 def test_anonymous_reverts_nothing(org, batches):
     assert can_revert_batch(AnonymousUser(), batches["chair"]) is False
+
+
+@pytest.mark.parametrize("username", ["clinician", "chair", "dept_chair", "support", "board"])
+def test_whether_one_may_upload_is_one_query(org, username, django_assert_num_queries):
+    """The navigation asks it on every page."""
+    user = org.people[username]
+    with django_assert_num_queries(1):
+        answer = can_upload(user)
+    assert answer is uploadable_units(user).exists()
+
+
+def test_a_chair_of_a_unit_forum_or_group_without_units_may_not_upload(org):
+    from forums.enums import ForumKind, MembershipRole
+    from tests.factories import ForumFactory, MembershipFactory, UserFactory
+
+    lonely = UserFactory(username="lonely")
+    forum = ForumFactory(kind=ForumKind.UNIT_FORUM, name="Empty forum", division=org.division)
+    MembershipFactory(forum=forum, user=lonely, role=MembershipRole.CHAIR)
+    assert can_upload(lonely) is False
+    MembershipFactory(forum=org.forums["unit"], user=lonely, role=MembershipRole.MEMBER)
+    assert can_upload(lonely) is False
+    MembershipFactory(forum=org.forums["support"], user=lonely, role=MembershipRole.MEMBER)
+    assert can_upload(lonely) is True
