@@ -256,7 +256,7 @@ class ScaleUpPlanViewSet(
             OpenApiParameter("unit", str, description=_("A unit's code.")),
             OpenApiParameter("state", str, enum=[s.value for s in AdoptionState]),
         ],
-        responses={200: AdoptionSerializer(many=True), **error_responses(*_READ)},
+        responses={200: AdoptionSerializer(many=True), **error_responses(400, *_READ)},
     ),
     retrieve=extend_schema(responses={200: AdoptionSerializer, **error_responses(*_READ)}),
 )
@@ -276,6 +276,15 @@ class AdoptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         if "unit" in params:
             adoptions = adoptions.filter(unit__code__iexact=params["unit"])
         if "state" in params:
+            if params["state"] not in AdoptionState.values:
+                raise serializers.ValidationError(
+                    {
+                        "state": [
+                            _("Not a state of an adoption: %(states)s.")
+                            % {"states": ", ".join(AdoptionState.values)}
+                        ]
+                    }
+                )
             adoptions = adoptions.filter(state=params["state"])
         return adoptions
 

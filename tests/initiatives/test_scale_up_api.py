@@ -97,6 +97,10 @@ def test_adoptions_list_filters(wf):
     assert [(a["unit"], a["state"]) for a in by_initiative] == [("AFF-01", "planned")]
     assert api.get("/api/adoptions/?unit=psy-01").json()["count"] == 1
     assert api.get("/api/adoptions/?initiative=x").json()["count"] == 0
+    assert api.get("/api/adoptions/?state=planned").json()["count"] == 4
+    assert api.get("/api/adoptions/?state=adopted").json()["count"] == 0
+    refused = api.get("/api/adoptions/?state=nirvana")
+    assert refused.status_code == 400 and "state" in refused.json()
     assert _api(wf, "anonymous").get("/api/adoptions/").status_code == 401
 
 
