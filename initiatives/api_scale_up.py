@@ -18,12 +18,14 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from forums.models import Meeting
 from measures.api import Pagination, error_responses
 from units.models import Unit
 
+from .api import MAX_ID, CodeRef, PKRef
 from .effects import effect_evaluation
 from .enums import AdoptionState
 from .models import Adoption, Initiative, ScaleUpPlan
@@ -104,19 +106,18 @@ class ScaleUpPlanSerializer(serializers.ModelSerializer):
 
 
 class ScaleUpPlanCreateSerializer(serializers.Serializer):
-    initiative = serializers.PrimaryKeyRelatedField(queryset=Initiative.objects.none())
+    # A reference to nothing (no such initiative, unit or meeting one may see) is a 404.
+    initiative = PKRef(queryset=Initiative.objects.none())
     scope = serializers.CharField(help_text=_("What is to spread, and where."))
     deadline = serializers.DateField(help_text=_("Not in the past."))
-    units = serializers.SlugRelatedField(
+    units = CodeRef(
         slug_field="code",
         many=True,
         queryset=Unit.objects.all(),
         help_text=_("The codes of the units that are to adopt it (active, of the division)."),
     )
     comment = serializers.CharField(required=False, allow_blank=True, default="")
-    meeting = serializers.PrimaryKeyRelatedField(
-        queryset=Meeting.objects.all(), required=False, allow_null=True, default=None
-    )
+    meeting = PKRef(queryset=Meeting.objects.all(), required=False, allow_null=True, default=None)
     version = serializers.IntegerField(
         required=False, min_value=0, help_text=_("The initiative's version you read.")
     )
@@ -200,10 +201,22 @@ class EffectsSerializer(serializers.Serializer):
 # -- viewsets -------------------------------------------------------------------------------
 
 
+def _by_initiative(queryset, given: str):
+    """The ``initiative`` filter: an integer (the schema says so; anything else is a 400).
+    An id no initiative can have matches nothing."""
+    try:
+        pk = int(given)
+    except ValueError:
+        raise serializers.ValidationError(
+            {"initiative": [_("An initiative's id is a number.")]}
+        ) from None
+    return queryset.filter(initiative_id=pk) if 0 < pk <= MAX_ID else queryset.none()
+
+
 @extend_schema_view(
     list=extend_schema(
         parameters=[OpenApiParameter("initiative", int, description=_("An initiative's id."))],
-        responses={200: ScaleUpPlanSerializer(many=True), **error_responses(*_READ)},
+        responses={200: ScaleUpPlanSerializer(many=True), **error_responses(400, *_READ)},
     ),
     retrieve=extend_schema(responses={200: ScaleUpPlanSerializer, **error_responses(*_READ)}),
 )
@@ -218,6 +231,7 @@ class ScaleUpPlanViewSet(
 
     serializer_class = ScaleUpPlanSerializer
     pagination_class = Pagination
+    parser_classes = [JSONParser]
 
     def get_queryset(self):
         plans = ScaleUpPlan.objects.filter(
@@ -225,7 +239,7 @@ class ScaleUpPlanViewSet(
         ).select_related("initiative", "created_by")
         initiative = self.request.query_params.get("initiative")
         if initiative is not None:
-            plans = plans.filter(initiative_id=initiative if initiative.isdigit() else 0)
+            plans = _by_initiative(plans, initiative)
         return plans.order_by("-created_at", "-pk")
 
     @extend_schema(
@@ -265,14 +279,14 @@ class AdoptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     serializer_class = AdoptionSerializer
     pagination_class = Pagination
+    parser_classes = [JSONParser]
     http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):
         adoptions = visible_adoptions(self.request.user)
         params = self.request.query_params
         if "initiative" in params:
-            given = params["initiative"]
-            adoptions = adoptions.filter(initiative_id=given if given.isdigit() else 0)
+            adoptions = _by_initiative(adoptions, params["initiative"])
         if "unit" in params:
             adoptions = adoptions.filter(unit__code__iexact=params["unit"])
         if "state" in params:

@@ -16,6 +16,7 @@ from .test_scale_up_effects import W, make_series, weeks
 
 def _api(wf, person) -> APIClient:
     client = APIClient()
+    client.default_format = "json"  # the endpoints take JSON only
     if person != "anonymous":
         client.force_authenticate(wf.people[person])
     return client
@@ -59,6 +60,10 @@ def test_making_a_plan(wf, person, status):
 def test_a_repeated_plan_is_refused_and_bad_fields_are_400(wf):
     idea = approved(wf)
     api = _api(wf, "board_chair")
+    nowhere = api.post(
+        "/api/scale-up-plans/", {**_plan_body(wf, idea), "initiative": 999999}, format="json"
+    )
+    assert nowhere.status_code == 404
     bad = api.post("/api/scale-up-plans/", _plan_body(wf, idea, units=[]), format="json")
     assert bad.status_code == 400 and bad.json()["code"] == "units_required"
     past = api.post(
@@ -96,7 +101,11 @@ def test_adoptions_list_filters(wf):
     by_initiative = api.get(f"/api/adoptions/?initiative={second.pk}").json()["results"]
     assert [(a["unit"], a["state"]) for a in by_initiative] == [("AFF-01", "planned")]
     assert api.get("/api/adoptions/?unit=psy-01").json()["count"] == 1
-    assert api.get("/api/adoptions/?initiative=x").json()["count"] == 0
+    assert api.get("/api/adoptions/?initiative=x").status_code == 400
+    assert api.get("/api/scale-up-plans/?initiative=null").status_code == 400
+    assert api.get("/api/scale-up-plans/?initiative=0").json()["count"] == 0
+    assert api.get("/api/adoptions/?initiative=-7").json()["count"] == 0
+    assert api.get(f"/api/scale-up-plans/?initiative={second.pk}").json()["count"] == 1
     assert api.get("/api/adoptions/?state=planned").json()["count"] == 4
     assert api.get("/api/adoptions/?state=adopted").json()["count"] == 0
     refused = api.get("/api/adoptions/?state=nirvana")
@@ -141,6 +150,7 @@ def test_adoption_refusals_over_the_api(wf):
     assert api.put(url, {"state": "started"}).status_code == 405
     assert api.delete(url).status_code == 405
     assert api.post("/api/adoptions/", {}).status_code == 405
+    assert api.patch(url, {"state": "started"}, format="multipart").status_code == 415
 
 
 def test_the_effects_publish_only_shown_periods(wf):
