@@ -51,6 +51,20 @@ def _media_and_cache(settings, tmp_path):
 
 
 @pytest.fixture
+def celery_eager(settings):
+    """Run tasks in-process when enqueued (unit tests only; e2e tests use a real worker)."""
+    from lhs.celery import app
+
+    # Read first: the app loads its configuration from Django's settings on first use, and
+    # would otherwise take the override below as its own lasting value.
+    previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def org(db):
     """Two departments, three units, and a person for every role.
 

@@ -270,14 +270,13 @@ def test_a_notice_is_shown_in_the_readers_language(wf):
 
 
 def _emailed_immediately(wf, django_capture_on_commit_callbacks, settings, call):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     with django_capture_on_commit_callbacks(execute=True):
         result = call()
     return result
 
 
 def test_an_email_is_written_in_the_recipients_language(
-    wf, settings, django_capture_on_commit_callbacks
+    wf, settings, django_capture_on_commit_callbacks, celery_eager
 ):
     frequency(wf, "clinician", "unit", EmailFrequency.IMMEDIATE)
     frequency(wf, "unit_secretary", "unit", EmailFrequency.IMMEDIATE)
@@ -307,10 +306,9 @@ def test_an_email_is_written_in_the_recipients_language(
 
 
 def test_an_immediate_member_gets_one_email_per_notice_after_commit(
-    wf, settings, django_capture_on_commit_callbacks
+    wf, settings, django_capture_on_commit_callbacks, celery_eager
 ):
     frequency(wf, "clinician", "unit", EmailFrequency.IMMEDIATE)
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         idea = log(wf, "unit")
     assert mail.outbox == []  # nothing before the commit

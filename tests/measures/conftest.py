@@ -86,20 +86,6 @@ def token_client(org):
 
 
 @pytest.fixture
-def celery_eager(settings):
-    """Run tasks in-process when enqueued (unit tests only; e2e tests use a real worker)."""
-    from lhs.celery import app
-
-    # Read first: the app loads its configuration from Django's settings on first use, and
-    # would otherwise take the override below as its own lasting value.
-    previous = app.conf.task_always_eager
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
-@pytest.fixture
 def other_chair(org):
     """Chairs the unit forum of AFF-02: another unit, same department."""
     from forums.enums import ForumKind, MembershipRole
