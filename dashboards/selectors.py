@@ -24,7 +24,8 @@ from typing import Any
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils.translation import get_language
 
 from forums.enums import ForumKind, MembershipRole
@@ -466,6 +467,11 @@ def _rows(statement: tuple[str, Any] | None) -> list[tuple]:
         return cursor.fetchall()
 
 
+#: ``computed_at`` as the database writes it: the version needs only to tell two apart, and
+#: turning hundreds of timestamps into datetimes took longer than reading them.
+_AS_TEXT = Cast("computed_at", output_field=CharField())
+
+
 def _measure_rows(key: tuple, which: Q) -> list[tuple]:
     """(id, updated_at, frequency) of the active measures ``which`` selects."""
     return _rows(
@@ -489,7 +495,7 @@ def _page_version(key: tuple, measures: list[tuple], grain, nodes, *extra) -> st
             lambda: (
                 _series_query(frequencies, grain, nodes())
                 .order_by("pk")
-                .values_list("pk", "computed_at")
+                .values_list("pk", _AS_TEXT)
             ),
         )
     )
@@ -533,7 +539,7 @@ def measure_version(measure: Measure, grain: str) -> str:
             lambda: (
                 Series.objects.filter(measure_id=measure.pk, grain=grain)
                 .order_by("pk")
-                .values_list("pk", "computed_at")
+                .values_list("pk", _AS_TEXT)
             ),
         )
     )
@@ -570,19 +576,27 @@ def department_nodes(department: Department, *, units: bool = True) -> Q:
         level=SeriesLevel.DIVISION, division_id=department.division_id
     )
     if units:
-        nodes |= Q(level=SeriesLevel.UNIT, unit__department_id=department.pk, unit__active=True)
+        nodes |= Q(level=SeriesLevel.UNIT, unit_id__in=_active_units(department_id=department.pk))
     return nodes
 
 
 def division_nodes(division: Division, *, units: bool = False) -> Q:
     nodes = Q(level=SeriesLevel.DIVISION, division_id=division.pk) | Q(
-        level=SeriesLevel.DEPARTMENT, department__division_id=division.pk
+        level=SeriesLevel.DEPARTMENT,
+        department_id__in=Department.objects.filter(division_id=division.pk).values("pk"),
     )
     if units:
         nodes |= Q(
-            level=SeriesLevel.UNIT, unit__department__division_id=division.pk, unit__active=True
+            level=SeriesLevel.UNIT,
+            unit_id__in=_active_units(department__division_id=division.pk),
         )
     return nodes
+
+
+def _active_units(**where: Any) -> QuerySet:
+    """A subquery of active units' ids: PostgreSQL hashes it once, where a join on the unit
+    was one index lookup per series read (half the time of a department's version read)."""
+    return Unit.objects.filter(active=True, **where).values("pk")
 
 
 def is_stale(grain: str, summary: Summary | None, today: date) -> bool:

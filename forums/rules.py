@@ -21,7 +21,7 @@ def is_board_member(user) -> bool:
     return _memberships(user).filter(forum__kind=ForumKind.DIVISION_BOARD).exists()
 
 
-def _seats(user) -> frozenset[tuple[str, str]]:
+def seats(user) -> frozenset[tuple[str, str]]:
     """(kind of forum, role) of every seat the person holds: one query, kept on the user
     object for the rest of the request (the navigation asks three times)."""
     if not user.is_authenticated or not user.is_active:
@@ -35,17 +35,17 @@ def _seats(user) -> frozenset[tuple[str, str]]:
 
 @rules.predicate
 def sits_in_support_unit(user) -> bool:
-    return any(kind == ForumKind.SUPPORT_UNIT for kind, _role in _seats(user))
+    return any(kind == ForumKind.SUPPORT_UNIT for kind, _role in seats(user))
 
 
 @rules.predicate
 def sits_on_board(user) -> bool:
-    return any(kind == ForumKind.DIVISION_BOARD for kind, _role in _seats(user))
+    return any(kind == ForumKind.DIVISION_BOARD for kind, _role in seats(user))
 
 
 @rules.predicate
 def chairs_a_forum(user) -> bool:
-    return any(role == MembershipRole.CHAIR for _kind, role in _seats(user))
+    return any(role == MembershipRole.CHAIR for _kind, role in seats(user))
 
 
 # Where a person sits, for the navigation's badges: as rules (``{% test_rule %}``: the

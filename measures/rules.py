@@ -4,7 +4,7 @@ from django.db.models import Exists, Q, QuerySet
 
 from forums.enums import ForumKind, MembershipRole
 from forums.models import Membership
-from forums.rules import chaired_memberships, is_support_staff
+from forums.rules import chaired_memberships, is_support_staff, seats
 from units.models import Unit
 
 from .models import ImportBatch
@@ -30,13 +30,29 @@ def uploadable_units(user) -> QuerySet[Unit]:
     ).distinct()
 
 
+def _imports_from(kind: str, role: str) -> bool:
+    """Whether a seat lets one import data (where the forum serves some unit)."""
+    if kind == ForumKind.SUPPORT_UNIT:
+        return True
+    return role == MembershipRole.CHAIR and kind in (
+        ForumKind.UNIT_FORUM,
+        ForumKind.DEPARTMENT_GROUP,
+    )
+
+
 def can_upload(user) -> bool:
-    """Whether :func:`uploadable_units` has any unit, in one query (the navigation asks it on
-    every page)."""
+    """Whether :func:`uploadable_units` has any unit.
+
+    The navigation asks it on every page. Most people hold no seat from which one imports, and
+    their seats are read once per request for the navigation anyway (``forums.rules.seats``),
+    so for them it costs no query; for the others, one.
+    """
     if not user.is_authenticated or not user.is_active:
         return False
     if user.is_superuser:
         return Unit.objects.exists()
+    if not any(_imports_from(kind, role) for kind, role in seats(user)):
+        return False
     support = Membership.objects.filter(user=user, forum__kind=ForumKind.SUPPORT_UNIT)
     return Unit.objects.filter(
         Q(Exists(support))

@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 
 from lhs.middleware import PrivateNoStoreMiddleware
 from units.models import ApiToken
-from units.services import api_token_create, user_deactivate
+from units.services import api_token_create, user_deactivate, user_sessions_end
 from units.signals import SESSION_LAST_ACTIVITY
 
 pytestmark = pytest.mark.django_db
@@ -326,6 +326,21 @@ def test_deactivating_in_the_admin_ends_sessions_and_tokens_at_once(client, org)
     assert not ApiToken.objects.usable().filter(pk=token.pk).exists()
     # The admin who did it still has their session.
     assert admin.get(reverse("admin:index")).status_code == 200
+
+
+def test_ending_a_persons_sessions_ends_the_cached_copy_too(client, org):
+    """Sessions are read from the cache first: ending them must not leave a copy there that
+    keeps an active person logged in."""
+    person = org.people["chair"]
+    client.force_login(person)
+    assert client.get(HOME).status_code == 200  # the session is now in the cache too
+    other = type(client)()
+    other.force_login(org.people["clinician"])
+
+    assert user_sessions_end(user=person) == 1
+
+    assert client.get(HOME).status_code == 302
+    assert other.get(HOME).status_code == 200
 
 
 def test_unticking_active_on_the_user_form_ends_the_sessions(client, org):
