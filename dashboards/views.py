@@ -54,6 +54,7 @@ from .panels import (
 )
 from .selectors import (
     department_version,
+    digest,
     division_version,
     grain_for,
     landing_for,
@@ -319,48 +320,42 @@ def measure_page(request, code: str):
     measure = get_object_or_404(measure_catalogue(), code=code)
     form, filters = _filters(request)
     sort, descending = _sort(request)
-    context = {
-        "measure": measure,
-        "history": measure_history(measure),
-        "form": form,
-        "filters": filters,
-    }
-    if measure.active:
-        grain = grain_for(measure, filters.grain or None)
-        context["body"] = _cached_body(
-            request,
-            "dashboards/_measure_body.html",
-            measure_version(measure, grain),
-            lambda: {
-                "measure": measure,
-                "filters": filters,
-                **measure_overview(measure, filters, sort, descending),
-            },
-        )
-    return render(request, "dashboards/measure.html", context)
+    grain = grain_for(measure, filters.grain or None)
+    # The definition is cached with the figures: a saved measure has a new ``updated_at`` and a
+    # new history record; its contact person's name is the one thing shown from elsewhere.
+    owner = measure.owner.get_full_name() or measure.owner.get_username() if measure.owner else ""
+    version = digest(measure_version(measure, grain), owner)
+
+    def build():
+        if not measure.active:
+            return {}
+        return {
+            "measure": measure,
+            "filters": filters,
+            **measure_overview(measure, filters, sort, descending),
+        }
+
+    page = _cached_page(
+        request,
+        "dashboards/_measure_content.html",
+        "dashboards/_measure_body.html",
+        version,
+        # Called by the template only when the page is rendered (not on a cached request).
+        {
+            "measure": measure,
+            "form": form,
+            "filters": filters,
+            "history": lambda: measure_history(measure),
+        },
+        build,
+    )
+    return _respond(request, page, "dashboards/measure.html", {"measure": measure})
 
 
 def _key(version: str, request) -> str:
     """A page's cache key: the version of what it shows, the query string and the day
     (staleness is judged by the day)."""
     return body_key(version, request.get_full_path(), get_language(), timezone.localdate())
-
-
-def _cached_body(request, template: str, version: str, build) -> str:
-    """A page's body rendered once per version of everything it shows.
-
-    ``version`` (``selectors.*_version``) holds the series' ``computed_at``s, the measures'
-    versions, the organisation's names and the language, so a fresh import or an edited
-    measure shows at once. The body holds nothing personal (no form, no CSRF token), so one
-    rendering serves everyone. A warm page costs a few small queries and one cache read
-    instead of hundreds of summaries and template tags.
-    """
-    key = _key(version, request)
-    html = cache.get(key)
-    if html is None:
-        html = render_to_string(template, build(), request=request)
-        cache.set(key, html, CACHE_SECONDS)
-    return mark_safe(html)  # noqa: S308 - our own rendered template
 
 
 #: Where the body goes in a page's rendered content (split off to cache the two apart).
@@ -371,9 +366,12 @@ def _cached_page(request, content: str, body: str, version: str, context: dict, 
     """A dashboard's whole content (crumbs, heading, filters, body) rendered once per version,
     as (before, body, after): the fragment HTMX asks for is the body alone.
 
-    Everything in it is the same for everyone (the form shows the query string, no CSRF
-    token: it is a GET form); only the base layout around it (navigation, session, CSRF) is
-    rendered per request.
+    ``version`` (``selectors.*_version``) holds the series' ``computed_at``s, the measures'
+    versions, the organisation's names and the language, so a fresh import or an edited
+    measure shows at once. Everything in it is the same for everyone (the form shows the query
+    string, no CSRF token: it is a GET form); only the base layout around it (navigation,
+    session, CSRF) is rendered per request. A warm page costs a few small queries and one
+    cache read instead of hundreds of summaries and template tags.
     """
     key = _key(version, request)
     page = cache.get(key)

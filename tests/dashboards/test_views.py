@@ -276,6 +276,29 @@ def test_an_inactive_measure_shows_no_figures(client, dash):
     assert 'id="m-care-plan"' not in unit
 
 
+def test_the_measure_page_shows_an_edit_to_its_definition_or_contact_at_once(client, dash):
+    """The page (figures and definition) is cached per version: an edit must still show on
+    the next request, as must a new name of its contact person."""
+    measure = dash.measures["careplan"]
+    measure.owner = dash.people["support"]
+    measure.save()
+    client.force_login(dash.people["clinician"])
+    url = reverse("dashboards:measure", args=["care-plan"])
+    first = client.get(url).content.decode()
+    main = first[first.index("<main>") :]
+    again = client.get(url).content.decode()  # from the cache
+    assert again[again.index("<main>") :] == main
+
+    measure.description = "Share of patients with a care plan within 24 hours."
+    measure.save()
+    second = client.get(url).content.decode()
+    assert "within 24 hours" in second
+    assert "Changes to the definition" in second and second.count("<li>") > first.count("<li>")
+
+    get_user_model().objects.filter(pk=measure.owner_id).update(first_name="Ebba", last_name="Ek")
+    assert "Ebba Ek" in client.get(url).content.decode()
+
+
 @pytest.mark.parametrize("name", [n for n in PAGE_NAMES if n != "chooser"])
 def test_post_is_405(client, dash, name):
     client.force_login(dash.people["clinician"])
